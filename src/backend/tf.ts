@@ -1,0 +1,40 @@
+import { createRequire } from 'node:module';
+
+/**
+ * The one place the TensorFlow.js module is loaded. Everything else imports `tf`
+ * from here, so the backend choice (native TensorFlow unless the pure-JS `cpu`
+ * backend was asked for explicitly) is made once, before any tensor exists.
+ */
+type TF = typeof import('@tensorflow/tfjs-node');
+
+export class BackendError extends Error {}
+
+const require = createRequire(import.meta.url);
+
+function load(): TF {
+  const wanted = process.env.RLHF_BACKEND ?? 'tensorflow';
+  if (wanted === 'cpu') {
+    // Pure-JS kernels: same API, far slower. Only on explicit request.
+    const tfjs = require('@tensorflow/tfjs') as TF;
+    tfjs.setBackend('cpu');
+    return tfjs;
+  }
+  if (wanted !== 'tensorflow') {
+    throw new BackendError(`unknown backend "${wanted}" (expected "tensorflow" or "cpu")`);
+  }
+  try {
+    return require('@tensorflow/tfjs-node') as TF;
+  } catch (err) {
+    const reason = (err as Error).message.split('\n')[0];
+    throw new BackendError(
+      `native TensorFlow backend unavailable (${reason}); run "npm run setup", ` +
+        `or pass --backend cpu to train on the slow pure-JS backend deliberately`,
+    );
+  }
+}
+
+export const tf: TF = load();
+
+export function backendName(): string {
+  return tf.getBackend();
+}
