@@ -12,6 +12,8 @@ export class BackendError extends Error {}
 const require = createRequire(import.meta.url);
 
 function load(): TF {
+  // TensorFlow's C++ start-up chatter (CPU feature notes) is noise on a CLI.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
   const wanted = process.env.RLHF_BACKEND ?? 'tensorflow';
   if (wanted === 'cpu') {
     // Pure-JS kernels: same API, far slower. Only on explicit request.
