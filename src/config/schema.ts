@@ -1,0 +1,99 @@
+import { z } from 'zod';
+
+/**
+ * The one schema of an experiment file. Every object is strict, so a misspelt
+ * key is an error (with a close match suggested) rather than a silently
+ * ignored setting. Defaults live here and nowhere else.
+ */
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+const probability = z.number().min(0).max(1);
+
+const tokenizer = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('char') }).strict(),
+  z.object({ type: z.literal('bpe'), vocab_size: z.number().int().min(259).max(65536) }).strict(),
+]);
+
+const model = z
+  .object({
+    n_layer: positiveInt,
+    n_head: positiveInt,
+    d_model: positiveInt,
+    context_length: z.number().int().min(2),
+    dropout: z.number().min(0).max(0.9).default(0),
+  })
+  .strict()
+  .refine((m) => m.d_model % m.n_head === 0, { message: 'd_model must be divisible by n_head', path: ['d_model'] });
+
+const corpus = z.union([
+  z.object({ path: z.string().min(1) }).strict(),
+  z.object({ source: z.literal('brown') }).strict(),
+]);
+
+/** Optimiser, schedule and loop settings shared by every training stage. */
+const trainingLoop = {
+  batch_size: positiveInt,
+  grad_accum_steps: positiveInt.default(1),
+  max_steps: positiveInt,
+  lr: z.number().positive(),
+  min_lr: z.number().nonnegative().default(0),
+  warmup_steps: nonNegativeInt.default(0),
+  decay: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
+  weight_decay: z.number().nonnegative().default(0.1),
+  beta1: probability.default(0.9),
+  beta2: probability.default(0.95),
+  eps: z.number().positive().default(1e-8),
+  grad_clip: z.number().nonnegative().default(1.0),
+  log_interval: positiveInt.default(10),
+  eval_interval: positiveInt.default(250),
+  eval_batches: positiveInt.default(8),
+  checkpoint_interval: positiveInt.default(500),
+};
+
+const pretrain = z
+  .object({
+    data: corpus,
+    val_fraction: z.number().gt(0).lt(0.5).default(0.05),
+    ...trainingLoop,
+  })
+  .strict();
+
+const sampling = {
+  max_new_tokens: positiveInt.default(200),
+  temperature: z.number().positive().default(1.0),
+  top_k: nonNegativeInt.default(0),
+  top_p: z.number().gt(0).max(1).default(1.0),
+};
+
+const sample = z
+  .object({
+    init_from: z.string().optional(),
+    prompts: z.array(z.string()).default(['']),
+    num: positiveInt.default(1),
+    seed: z.number().int().default(0),
+    ...sampling,
+  })
+  .strict();
+
+export const experimentSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, ".", "_" or "-"'),
+    seed: z.number().int().default(1337),
+    run_dir: z.string().default('runs'),
+    tokenizer,
+    model,
+    pretrain: pretrain.optional(),
+    sample: sample.default({}),
+  })
+  .strict();
+
+export type ExperimentConfig = z.infer<typeof experimentSchema>;
+export type PretrainConfig = z.infer<typeof pretrain>;
+export type SampleConfig = z.infer<typeof sample>;
+export type TokenizerConfig = z.infer<typeof tokenizer>;
+export type ModelConfig = z.infer<typeof model>;
+export type CorpusConfig = z.infer<typeof corpus>;
+export type TrainingLoopConfig = Pick<PretrainConfig, keyof typeof trainingLoop>;
+
+/** Config keys holding file paths, resolved against the config file's folder. */
+export const pathKeys: readonly (readonly string[])[] = [['run_dir'], ['pretrain', 'data', 'path'], ['sample', 'init_from']];
