@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { generateQuickstart } from './generate.js';
 
 /** src/data/ and dist/data/ are both two levels below the repo root. */
-export const QUICKSTART_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../data/quickstart.txt');
+const QUICKSTART_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../data/quickstart.txt');
 
 function main(argv: string[]): number {
   const check = argv.includes('--check');
