@@ -40,3 +40,7 @@ export const tf: TF = load();
 export function backendName(): string {
   return tf.getBackend();
 }
+
+// `tf` is a value, so its types are re-exported by name for annotations.
+export type { Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Scalar, Variable, NamedTensorMap, Rank } from '@tensorflow/tfjs-node';
+export type WeightsManifestEntry = import('@tensorflow/tfjs-core').io.WeightsManifestEntry;

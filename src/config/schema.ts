@@ -50,13 +50,19 @@ const trainingLoop = {
   checkpoint_interval: positiveInt.default(500),
 };
 
+function warmupFits(s: { warmup_steps: number; max_steps: number }): boolean {
+  return s.warmup_steps <= s.max_steps;
+}
+const warmupIssue = { message: 'warmup_steps must not exceed max_steps', path: ['warmup_steps'] };
+
 const pretrain = z
   .object({
     data: corpus,
     val_fraction: z.number().gt(0).lt(0.5).default(0.05),
     ...trainingLoop,
   })
-  .strict();
+  .strict()
+  .refine(warmupFits, warmupIssue);
 
 const sampling = {
   max_new_tokens: positiveInt.default(200),

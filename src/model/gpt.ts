@@ -1,4 +1,4 @@
-import { tf } from '../backend/tf.js';
+import { tf, type Tensor, type Tensor1D, type Tensor2D, type Tensor4D, type Variable } from '../backend/tf.js';
 import type { Rng } from '../util/rng.js';
 import { GptConfig, HeadKind, headDim } from './config.js';
 import { causalBias } from './masks.js';
@@ -8,19 +8,19 @@ import { causalBias } from './masks.js';
  * Names, shapes and orientation follow Hugging Face `GPT2LMHeadModel` (Conv1D
  * weights are [in, out]), so exporting is a renaming-free copy.
  */
-export type Params = Map<string, tf.Variable>;
+export type Params = Map<string, Variable>;
 
 /** Keys and values of every layer for the tokens seen so far: [B, H, T_past, hd]. */
 export interface KVCache {
-  keys: tf.Tensor4D[];
-  values: tf.Tensor4D[];
+  keys: Tensor4D[];
+  values: Tensor4D[];
 }
 
 export interface ForwardOptions {
   /** [B, T_past + T]: 1 for real tokens, 0 for padding (covers cached tokens too). */
-  attentionMask?: tf.Tensor2D;
+  attentionMask?: Tensor2D;
   /** [B, T]: position of each input token; defaults to T_past … T_past+T−1. */
-  positionIds?: tf.Tensor2D;
+  positionIds?: Tensor2D;
   /** Past keys/values; when given, the returned cache includes the new tokens. */
   cache?: KVCache;
   /** Return the updated cache (generation). */
@@ -32,7 +32,7 @@ export interface ForwardOptions {
 
 export interface ForwardResult {
   /** Final-LayerNormed hidden states, [B·T, d] (row-major over batch then time). */
-  hidden: tf.Tensor2D;
+  hidden: Tensor2D;
   cache?: KVCache;
 }
 
@@ -92,19 +92,19 @@ export function disposeParams(params: Params): void {
   for (const v of params.values()) v.dispose();
 }
 
-function layerNorm(x: tf.Tensor2D, gain: tf.Tensor, bias: tf.Tensor): tf.Tensor2D {
+function layerNorm(x: Tensor2D, gain: Tensor, bias: Tensor): Tensor2D {
   const { mean, variance } = tf.moments(x, -1, true);
-  return x.sub(mean).mul(tf.rsqrt(variance.add(LN_EPS))).mul(gain).add(bias) as tf.Tensor2D;
+  return x.sub(mean).mul(tf.rsqrt(variance.add(LN_EPS))).mul(gain).add(bias) as Tensor2D;
 }
 
 /** GELU, tanh approximation (GPT-2's `gelu_new`). */
-export function gelu(x: tf.Tensor): tf.Tensor {
+export function gelu(x: Tensor): Tensor {
   const inner = x.add(x.mul(x).mul(x).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
   return x.mul(inner.tanh().add(1)).mul(0.5);
 }
 
-function linear(x: tf.Tensor2D, params: Params, prefix: string): tf.Tensor2D {
-  return x.matMul(params.get(`${prefix}.weight`)!).add(params.get(`${prefix}.bias`)!) as tf.Tensor2D;
+function linear(x: Tensor2D, params: Params, prefix: string): Tensor2D {
+  return x.matMul(params.get(`${prefix}.weight`)!).add(params.get(`${prefix}.bias`)!) as Tensor2D;
 }
 
 class Dropout {
@@ -113,7 +113,7 @@ class Dropout {
     private readonly rate: number,
     private readonly seed: number | undefined,
   ) {}
-  apply<T extends tf.Tensor>(x: T): T {
+  apply<T extends Tensor>(x: T): T {
     if (this.rate <= 0 || this.seed === undefined) return x;
     return tf.dropout(x, this.rate, undefined, this.seed + 7919 * this.calls++) as T;
   }
@@ -124,7 +124,7 @@ class Dropout {
  * look (future positions, padding keys). Finite, so a fully masked row (a
  * left-pad query) stays a harmless uniform softmax instead of NaN.
  */
-function attentionBias(T: number, tPast: number, mask: tf.Tensor2D | undefined): tf.Tensor {
+function attentionBias(T: number, tPast: number, mask: Tensor2D | undefined): Tensor {
   const causal = causalBias(T, tPast);
   if (!mask) return causal;
   const [B, tTotal] = mask.shape;
@@ -135,7 +135,7 @@ function attentionBias(T: number, tPast: number, mask: tf.Tensor2D | undefined):
 export function forward(
   params: Params,
   cfg: GptConfig,
-  inputIds: tf.Tensor2D,
+  inputIds: Tensor2D,
   opts: ForwardOptions = {},
 ): ForwardResult {
   const [B, T] = inputIds.shape;
@@ -151,7 +151,7 @@ export function forward(
   const positions = opts.positionIds ?? tf.range(tPast, tPast + T, 1, 'int32').reshape([1, T]);
   const tokEmb = tf.gather(params.get('wte.weight')!, inputIds.reshape([B * T]));
   const posEmb = tf.gather(params.get('wpe.weight')!, positions.reshape([-1]));
-  let x = (opts.positionIds ? tokEmb.add(posEmb) : tokEmb.reshape([B, T, d]).add(posEmb).reshape([B * T, d])) as tf.Tensor2D;
+  let x = (opts.positionIds ? tokEmb.add(posEmb) : tokEmb.reshape([B, T, d]).add(posEmb).reshape([B * T, d])) as Tensor2D;
   x = dropout.apply(x);
 
   const bias = attentionBias(T, tPast, opts.attentionMask);
@@ -163,7 +163,7 @@ export function forward(
     const a = layerNorm(x, params.get(`${p}.ln_1.weight`)!, params.get(`${p}.ln_1.bias`)!);
     // [B·T, 3d] → [B, 3H, T, hd] → q, k, v each [B, H, T, hd]
     const qkv = linear(a, params, `${p}.attn.c_attn`).reshape([B, T, 3 * H, hd]).transpose([0, 2, 1, 3]);
-    let [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor4D[];
+    let [q, k, v] = tf.split(qkv, 3, 1) as Tensor4D[];
     if (opts.cache) {
       k = tf.concat([opts.cache.keys[i], k], 2);
       v = tf.concat([opts.cache.values[i], v], 2);
@@ -174,11 +174,11 @@ export function forward(
     }
     const scores = tf.matMul(q.mul(scale), k, false, true).add(bias);
     const probs = dropout.apply(tf.softmax(scores));
-    const y = tf.matMul(probs, v).transpose([0, 2, 1, 3]).reshape([B * T, d]) as tf.Tensor2D;
+    const y = tf.matMul(probs, v).transpose([0, 2, 1, 3]).reshape([B * T, d]) as Tensor2D;
     x = x.add(dropout.apply(linear(y, params, `${p}.attn.c_proj`)));
 
     const m = layerNorm(x, params.get(`${p}.ln_2.weight`)!, params.get(`${p}.ln_2.bias`)!);
-    const h = gelu(linear(m, params, `${p}.mlp.c_fc`)) as tf.Tensor2D;
+    const h = gelu(linear(m, params, `${p}.mlp.c_fc`)) as Tensor2D;
     x = x.add(dropout.apply(linear(h, params, `${p}.mlp.c_proj`)));
   }
   const hidden = layerNorm(x, params.get('ln_f.weight')!, params.get('ln_f.bias')!);
@@ -186,13 +186,13 @@ export function forward(
 }
 
 /** LM head tied to the token embedding: [N, d] → [N, vocab]. */
-export function lmLogits(params: Params, hidden: tf.Tensor2D): tf.Tensor2D {
+export function lmLogits(params: Params, hidden: Tensor2D): Tensor2D {
   return tf.matMul(hidden, params.get('wte.weight')!, false, true);
 }
 
 /** Scalar head (reward/value): [N, d] → [N]. */
-export function scalarHead(params: Params, hidden: tf.Tensor2D): tf.Tensor1D {
-  return linear(hidden, params, 'score').reshape([-1]) as tf.Tensor1D;
+export function scalarHead(params: Params, hidden: Tensor2D): Tensor1D {
+  return linear(hidden, params, 'score').reshape([-1]) as Tensor1D;
 }
 
 export function disposeCache(cache: KVCache | undefined): void {

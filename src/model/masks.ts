@@ -1,14 +1,14 @@
-import { tf } from '../backend/tf.js';
+import { tf, type Tensor2D } from '../backend/tf.js';
 
 const NEG = -1e9;
-const causalCache = new Map<string, tf.Tensor2D>();
+const causalCache = new Map<string, Tensor2D>();
 
 /**
  * Causal additive bias [T, tPast + T] for queries at absolute positions
  * tPast … tPast+T−1. Built on the host once per shape and kept: uploading it
  * every step would cost more than the attention it masks.
  */
-export function causalBias(T: number, tPast: number): tf.Tensor2D {
+export function causalBias(T: number, tPast: number): Tensor2D {
   const key = `${T}:${tPast}`;
   let bias = causalCache.get(key);
   if (!bias) {

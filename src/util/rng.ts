@@ -29,7 +29,8 @@ export class Rng {
 
   /** A 31-bit integer, for seeding tf ops (dropout) and child generators. */
   seed(): number {
-    return this.prng.int32() >>> 1;
+    // Never 0: tfjs treats a seed of 0 as "unseeded".
+    return (this.prng.int32() >>> 1) || 1;
   }
 
   /** Fisher–Yates shuffle of [0, n). */

@@ -1,0 +1,170 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+/**
+ * The `rlhf` command line: a thin layer that parses flags and calls library
+ * functions. Heavy modules (TensorFlow) load only when a command runs, after
+ * `--backend` is known, so `--help` is instant and the backend is chosen once.
+ */
+
+/** Errors caused by the user's input: one line on stderr, exit code 2, no stack. */
+const USER_ERRORS = new Set(['ConfigError', 'DataError', 'CheckpointError', 'StageStateError', 'BackendError', 'InterruptedError', 'UsageError']);
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function intArg(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer`);
+    return n;
+  };
+}
+
+function numArg(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+    return n;
+  };
+}
+
+function configOptions(cmd: Command, required: boolean): Command {
+  const c = new Option('-c, --config <file>', 'experiment YAML file');
+  if (required) c.makeOptionMandatory();
+  return cmd.addOption(c).option('--set <key.path=value>', 'override a config value (repeatable)', collect, [] as string[]);
+}
+
+function stageOptions(cmd: Command): Command {
+  return cmd.option('--force', 'overwrite a completed or unfinished stage directory').option('--resume', 'continue an unfinished run from its newest checkpoint');
+}
+
+async function loadConfigFrom(opts: { config: string; set: string[] }) {
+  const { loadConfig } = await import('../config/load.js');
+  return loadConfig(opts.config, opts.set);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('rlhf')
+    .description('Small-scale RLHF lab: pretrain → SFT → reward model → PPO on tiny GPTs (tfjs-node)')
+    .addOption(new Option('--backend <name>', 'tensor backend; "cpu" is the slow pure-JS one, only on request').choices(['tensorflow', 'cpu']).default('tensorflow'))
+    .showHelpAfterError('(run with --help for usage)')
+    .hook('preAction', (cmd) => {
+      process.env.RLHF_BACKEND = cmd.opts().backend as string;
+    });
+
+  stageOptions(configOptions(program.command('pretrain'), true))
+    .description('train a GPT language model on a text corpus')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  rlhf pretrain -c configs/quickstart.yaml
+  rlhf pretrain -c configs/brown.yaml --set pretrain.max_steps=2000 --set model.dropout=0.1
+  rlhf pretrain -c configs/quickstart.yaml --resume      # continue after Ctrl-C`,
+    )
+    .action(async (opts: { config: string; set: string[]; force?: boolean; resume?: boolean }) => {
+      const loaded = await loadConfigFrom(opts);
+      const { runPretrain } = await import('../stages/pretrain.js');
+      const result = await runPretrain(loaded, { force: opts.force, resume: opts.resume });
+      const val = result.metrics.val_loss;
+      console.log(`pretrain done: val_loss ${val?.toFixed(4)} → ${result.finalPath}`);
+    });
+
+  configOptions(program.command('sample'), false)
+    .description('generate text from a checkpoint (a directory, or a stage of a config)')
+    .option('--checkpoint <dir>', 'checkpoint directory (default: newest completed LM stage of --config)')
+    .option('--stage <name>', 'stage of --config to sample from (pretrain, sft, ppo)')
+    .option('-p, --prompt <text>', 'prompt (repeatable)', collect, [] as string[])
+    .option('--prompts-file <file>', 'file with one prompt per line')
+    .option('-n, --num <n>', 'samples per prompt', intArg('--num'))
+    .option('--max-new-tokens <n>', 'tokens to generate at most', intArg('--max-new-tokens'))
+    .option('--temperature <t>', 'softmax temperature', numArg('--temperature'))
+    .option('--top-k <k>', 'keep the k most likely tokens (0 = off)', intArg('--top-k'))
+    .option('--top-p <p>', 'nucleus sampling mass (1 = off)', numArg('--top-p'))
+    .option('--seed <n>', 'sampling seed', intArg('--seed'))
+    .option('--no-cache', 'decode without the KV cache (slower; for checking)')
+    .option('--json', 'print one JSON object per sample')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  rlhf sample -c configs/quickstart.yaml -p "The little fox" -n 3
+  rlhf sample --checkpoint runs/quickstart/pretrain/final --temperature 0.8 --top-k 20 --json`,
+    )
+    .action(async (opts: SampleFlags) => {
+      const req = await sampleRequest(opts);
+      const { sampleCheckpoint } = await import('../stages/sample.js');
+      const rows = sampleCheckpoint(req);
+      for (const row of rows) {
+        if (opts.json) console.log(JSON.stringify(row));
+        else console.log(`--- prompt ${row.prompt_index + 1}, sample ${row.sample_index + 1}${row.finished ? '' : ' (max length)'}\n${row.prompt}${row.completion}`);
+      }
+    });
+
+  return program;
+}
+
+interface SampleFlags {
+  config?: string;
+  set: string[];
+  checkpoint?: string;
+  stage?: string;
+  prompt: string[];
+  promptsFile?: string;
+  num?: number;
+  maxNewTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  cache: boolean;
+  json?: boolean;
+}
+
+async function sampleRequest(opts: SampleFlags) {
+  const { checkpointForConfig, readPromptsFile } = await import('../stages/sample.js');
+  if (!opts.config && !opts.checkpoint) throw new UsageError('sample: give --checkpoint DIR or -c CONFIG');
+  const loaded = opts.config ? await loadConfigFrom({ config: opts.config, set: opts.set }) : undefined;
+  const defaults = loaded?.config.sample;
+  const prompts = [...opts.prompt, ...(opts.promptsFile ? readPromptsFile(opts.promptsFile) : [])];
+  const req = {
+    checkpoint: opts.checkpoint ?? checkpointForConfig(loaded!, opts.stage),
+    prompts: prompts.length ? prompts : (defaults?.prompts ?? ['']),
+    num: opts.num ?? defaults?.num ?? 1,
+    maxNewTokens: opts.maxNewTokens ?? defaults?.max_new_tokens ?? 200,
+    temperature: opts.temperature ?? defaults?.temperature ?? 1,
+    topK: opts.topK ?? defaults?.top_k ?? 0,
+    topP: opts.topP ?? defaults?.top_p ?? 1,
+    seed: opts.seed ?? defaults?.seed ?? 0,
+    useCache: opts.cache,
+  };
+  if (req.num < 1) throw new UsageError('--num must be at least 1');
+  if (req.maxNewTokens < 1) throw new UsageError('--max-new-tokens must be at least 1');
+  if (!(req.temperature > 0)) throw new UsageError('--temperature must be > 0');
+  if (req.topK < 0) throw new UsageError('--top-k must be >= 0');
+  if (!(req.topP > 0 && req.topP <= 1)) throw new UsageError('--top-p must be in (0, 1]');
+  return req;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    const e = err as Error & { code?: string; exitCode?: number };
+    if (e.code?.startsWith('commander.')) return e.exitCode ?? 2; // commander already printed it
+    const kind = e.constructor?.name ?? e.name;
+    if (USER_ERRORS.has(kind) || USER_ERRORS.has(e.name)) {
+      process.stderr.write(`rlhf: ${e.message.split('\n')[0]}\n`);
+      return kind === 'InterruptedError' ? 130 : 2;
+    }
+    process.stderr.write(`rlhf: internal error: ${e.message}\n${process.env.RLHF_DEBUG ? `${e.stack}\n` : '(set RLHF_DEBUG=1 for a stack trace)\n'}`);
+    return 1;
+  }
+}

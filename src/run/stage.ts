@@ -1,0 +1,201 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { stringify as toYaml } from 'yaml';
+import { tf } from '../backend/tf.js';
+import { checkpointHash } from '../checkpoint/checkpoint.js';
+import type { ExperimentConfig } from '../config/schema.js';
+import { writeFileAtomic } from '../util/fs.js';
+
+/** The stage directory is in a state the requested run may not overwrite. */
+export class StageStateError extends Error {}
+
+export type StageStatus = 'running' | 'completed' | 'failed' | 'interrupted';
+
+export interface StageManifest {
+  stage: string;
+  status: StageStatus;
+  started_at: string;
+  finished_at?: string;
+  wall_time_s?: number;
+  seed: number;
+  versions: Record<string, string>;
+  git_commit: string | null;
+  backend: string;
+  parents: { path: string; sha256: string }[];
+  final?: { path: string; sha256: string };
+  resumed_from_step?: number;
+  error?: string;
+  summary?: Record<string, unknown>;
+}
+
+export interface OpenStageOptions {
+  force?: boolean;
+  resume?: boolean;
+  /** Checkpoints this stage reads; their hashes go into the manifest. */
+  parents?: string[];
+  /** Echo log lines to stderr (when no progress bar is drawn). */
+  echoLogs?: boolean;
+}
+
+const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return null;
+  }
+}
+
+export function stageDir(config: ExperimentConfig, stage: string): string {
+  return path.join(config.run_dir, config.name, stage);
+}
+
+/** Newest periodic checkpoint of a stage directory, for --resume. */
+export function latestCheckpoint(dir: string): { path: string; step: number } | undefined {
+  const root = path.join(dir, 'checkpoints');
+  if (!fs.existsSync(root)) return undefined;
+  const steps = fs
+    .readdirSync(root)
+    .map((n) => /^step-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => b - a);
+  return steps.length ? { path: path.join(root, checkpointName(steps[0])), step: steps[0] } : undefined;
+}
+
+function checkpointName(step: number): string {
+  return `step-${String(step).padStart(6, '0')}`;
+}
+
+export function readManifest(dir: string): StageManifest | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as StageManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One run of one stage in `runs/<name>/<stage>/`: resolved config, manifest,
+ * metrics.jsonl, log.jsonl, periodic checkpoints and `final/`. Opening it is
+ * the first side effect a stage has, so every input must be validated before.
+ */
+export class StageRun {
+  readonly logger: Logger;
+  private readonly startedMs = Date.now();
+  private manifest: StageManifest;
+  private readonly metricsFd: number;
+
+  private constructor(
+    readonly dir: string,
+    readonly stage: string,
+    manifest: StageManifest,
+    echoLogs: boolean,
+  ) {
+    this.manifest = manifest;
+    const streams: pino.StreamEntry[] = [{ stream: pino.destination({ dest: path.join(dir, 'log.jsonl'), sync: true, append: true }) }];
+    if (echoLogs) streams.push({ stream: pino.destination({ dest: 2, sync: true }) });
+    this.logger = pino({ base: { stage }, level: 'info' }, pino.multistream(streams));
+    this.metricsFd = fs.openSync(path.join(dir, 'metrics.jsonl'), 'a');
+  }
+
+  static open(config: ExperimentConfig, stage: string, opts: OpenStageOptions = {}): StageRun {
+    const dir = stageDir(config, stage);
+    const previous = readManifest(dir);
+    if (opts.resume) {
+      if (!previous) throw new StageStateError(`${dir}: nothing to resume (no manifest.json)`);
+      if (previous.status === 'completed') throw new StageStateError(`${dir}: already completed; nothing to resume`);
+    } else if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
+      if (!opts.force) {
+        const what = previous?.status === 'completed' ? 'holds a completed run' : 'holds an unfinished run (use --resume to continue it)';
+        throw new StageStateError(`${dir}: ${what}; pass --force to overwrite it`);
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    fs.mkdirSync(path.join(dir, 'checkpoints'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'config.yaml'), toYaml(config));
+    const manifest: StageManifest = {
+      stage,
+      status: 'running',
+      started_at: new Date().toISOString(),
+      seed: config.seed,
+      versions: { 'rlhf-lab': packageVersion(), node: process.version, tfjs: tf.version.tfjs },
+      git_commit: gitCommit(),
+      backend: tf.getBackend(),
+      parents: (opts.parents ?? []).map((p) => ({ path: p, sha256: checkpointHash(p) })),
+    };
+    const run = new StageRun(dir, stage, manifest, opts.echoLogs ?? false);
+    run.writeManifest();
+    return run;
+  }
+
+  private writeManifest(): void {
+    writeFileAtomic(path.join(this.dir, 'manifest.json'), JSON.stringify(this.manifest, null, 2) + '\n');
+  }
+
+  /** Appends one `{step, ...metrics}` line (synchronously: a crash keeps every line written). */
+  metrics(step: number, values: Record<string, number>): void {
+    fs.writeSync(this.metricsFd, JSON.stringify({ step, ...values }) + '\n');
+  }
+
+  checkpointPath(step: number): string {
+    return path.join(this.dir, 'checkpoints', checkpointName(step));
+  }
+
+  get finalPath(): string {
+    return path.join(this.dir, 'final');
+  }
+
+  /** On resume: drop metric lines logged after the checkpoint, which the resumed run will log again. */
+  truncateMetricsAfter(step: number): void {
+    const file = path.join(this.dir, 'metrics.jsonl');
+    const kept = fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line && (JSON.parse(line) as { step: number }).step <= step);
+    fs.ftruncateSync(this.metricsFd, 0);
+    fs.writeSync(this.metricsFd, kept.map((l) => l + '\n').join(''), 0);
+    this.manifest.resumed_from_step = step;
+    this.writeManifest();
+  }
+
+  /** Keep only the newest `keep` periodic checkpoints. */
+  pruneCheckpoints(keep: number): void {
+    const root = path.join(this.dir, 'checkpoints');
+    const names = fs.readdirSync(root).filter((n) => /^step-\d+$/.test(n)).sort();
+    for (const n of names.slice(0, Math.max(0, names.length - keep))) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+  }
+
+  complete(summary: Record<string, unknown>): void {
+    this.manifest.status = 'completed';
+    this.manifest.summary = summary;
+    if (fs.existsSync(this.finalPath)) this.manifest.final = { path: this.finalPath, sha256: checkpointHash(this.finalPath) };
+    this.end();
+  }
+
+  fail(status: 'failed' | 'interrupted', error?: string): void {
+    this.manifest.status = status;
+    if (error) this.manifest.error = error;
+    this.end();
+  }
+
+  private end(): void {
+    this.manifest.finished_at = new Date().toISOString();
+    this.manifest.wall_time_s = (Date.now() - this.startedMs) / 1000;
+    this.writeManifest();
+    fs.closeSync(this.metricsFd);
+    this.logger.flush();
+  }
+}

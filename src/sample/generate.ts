@@ -1,0 +1,124 @@
+import { tf, type Tensor2D } from '../backend/tf.js';
+import type { GptConfig } from '../model/config.js';
+import { disposeCache, forward, lmLogits, type KVCache, type Params } from '../model/gpt.js';
+import { positionIdsFromMask } from '../model/masks.js';
+import type { Rng } from '../util/rng.js';
+
+export interface SamplingOptions {
+  maxNewTokens: number;
+  temperature: number;
+  /** Keep only the k most likely tokens (0 = off). */
+  topK: number;
+  /** Keep the smallest set of tokens whose probability reaches p (1 = off). */
+  topP: number;
+  /** Token ids that end a response (included in the output). */
+  stopIds: readonly number[];
+  /** Incremental decoding with the KV cache (default); false re-runs the whole sequence each token. */
+  useCache?: boolean;
+}
+
+export interface Generation {
+  /** Left-padded prompts followed by the generated tokens, [B, P + N] row-major. */
+  prompts: number[][];
+  /** Generated tokens per row, up to and including the first stop token. */
+  responses: number[][];
+  /** Whether each row ended with a stop token. */
+  finished: boolean[];
+}
+
+/**
+ * Turns logits into a token: temperature, top-k, top-p (nucleus), then one draw
+ * from the run's RNG. Done on the host: a [B, V] row is small, and a JS draw
+ * keeps sampling bit-reproducible and independent of TensorFlow's RNG.
+ */
+export function sampleToken(logits: Float32Array, opts: Pick<SamplingOptions, 'temperature' | 'topK' | 'topP'>, rng: Rng): number {
+  const V = logits.length;
+  let order = Array.from({ length: V }, (_, i) => i);
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) max = Math.max(max, logits[i]);
+  const probs = new Float64Array(V);
+  let total = 0;
+  for (let i = 0; i < V; i++) total += probs[i] = Math.exp((logits[i] - max) / opts.temperature);
+  if (opts.topK > 0 || opts.topP < 1) {
+    order.sort((a, b) => probs[b] - probs[a] || a - b);
+    if (opts.topK > 0) order = order.slice(0, opts.topK);
+    if (opts.topP < 1) {
+      let mass = 0;
+      const kept: number[] = [];
+      for (const i of order) {
+        kept.push(i);
+        mass += probs[i] / total;
+        if (mass >= opts.topP) break;
+      }
+      order = kept;
+    }
+    total = order.reduce((s, i) => s + probs[i], 0);
+  }
+  let u = rng.next() * total;
+  for (const i of order) {
+    u -= probs[i];
+    if (u < 0) return i;
+  }
+  return order[order.length - 1];
+}
+
+/**
+ * Batched sampling from left-padded prompts. Positions skip the padding, so a
+ * row decodes exactly as it would alone. Rows that have stopped keep stepping
+ * (batch shape stays fixed) but their tokens are discarded.
+ */
+export function generate(params: Params, cfg: GptConfig, promptIds: readonly number[][], padId: number, opts: SamplingOptions, rng: Rng): Generation {
+  const B = promptIds.length;
+  const P = Math.max(...promptIds.map((p) => p.length));
+  if (P === 0) throw new Error('generate: every prompt is empty (prepend a start token)');
+  const maxNew = Math.min(opts.maxNewTokens, cfg.context_length - P);
+  if (maxNew <= 0) throw new Error(`prompt of ${P} tokens leaves no room in model.context_length ${cfg.context_length}`);
+  const rows = promptIds.map((p) => [...Array(P - p.length).fill(padId), ...p]);
+  const mask = promptIds.map((p) => [...Array(P - p.length).fill(0), ...Array(p.length).fill(1)]);
+  const responses: number[][] = promptIds.map(() => []);
+  const finished = promptIds.map(() => false);
+  const stop = new Set(opts.stopIds);
+  const useCache = opts.useCache ?? true;
+  let cache: KVCache | undefined;
+  try {
+    for (let step = 0; step < maxNew && !finished.every(Boolean); step++) {
+      const L = rows[0].length;
+      const feedFrom = useCache && cache ? L - 1 : 0;
+      const logits = tf.tidy(() => {
+        const ids = tf.tensor2d(rows.map((r) => r.slice(feedFrom)), undefined, 'int32');
+        const flatMask = mask.flat();
+        const positions = positionIdsFromMask(flatMask, B, L);
+        const posT = tf.tensor2d(positions, [B, L], 'int32').slice([0, feedFrom], [B, L - feedFrom]) as Tensor2D;
+        const out = forward(params, cfg, ids, {
+          attentionMask: tf.tensor2d(flatMask, [B, L], 'float32'),
+          positionIds: posT,
+          cache,
+          useCache,
+        });
+        if (useCache) {
+          const prev = cache;
+          cache = { keys: out.cache!.keys.map((k) => tf.keep(k)), values: out.cache!.values.map((v) => tf.keep(v)) };
+          disposeCache(prev);
+        }
+        const T = L - feedFrom;
+        const last = out.hidden.reshape([B, T, -1]).slice([0, T - 1, 0], [B, 1, -1]).reshape([B, -1]) as Tensor2D;
+        return lmLogits(params, last);
+      });
+      const data = logits.dataSync() as Float32Array;
+      logits.dispose();
+      const V = cfg.vocab_size;
+      for (let b = 0; b < B; b++) {
+        const token = finished[b] ? padId : sampleToken(data.subarray(b * V, (b + 1) * V), opts, rng);
+        rows[b].push(token);
+        mask[b].push(finished[b] ? 0 : 1);
+        if (!finished[b]) {
+          responses[b].push(token);
+          if (stop.has(token)) finished[b] = true;
+        }
+      }
+    }
+  } finally {
+    disposeCache(cache);
+  }
+  return { prompts: rows.map((r) => r.slice(0, P)), responses, finished };
+}

@@ -1,0 +1,45 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
+
+export const repoRoot = path.resolve(import.meta.dirname, '..');
+
+/** Writes an experiment YAML into a fresh temp folder (runs go under it) and returns its path. */
+export function writeConfig(config: Record<string, unknown>, name = 'exp.yaml'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-test-'));
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, stringify({ run_dir: path.join(dir, 'runs'), ...config }));
+  return file;
+}
+
+export function readJsonl(file: string): Record<string, number>[] {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, number>);
+}
+
+/** A tiny char-level model pretraining on the shipped quickstart corpus. */
+export function tinyPretrainConfig(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'tiny',
+    seed: 11,
+    tokenizer: { type: 'char' },
+    model: { n_layer: 2, n_head: 2, d_model: 64, context_length: 32, dropout: 0 },
+    pretrain: {
+      data: { path: path.join(repoRoot, 'data', 'quickstart.txt') },
+      batch_size: 16,
+      max_steps: 300,
+      lr: 3e-3,
+      min_lr: 3e-4,
+      warmup_steps: 20,
+      log_interval: 10,
+      eval_interval: 100,
+      eval_batches: 4,
+      checkpoint_interval: 100,
+      ...overrides,
+    },
+  };
+}
