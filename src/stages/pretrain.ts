@@ -44,7 +44,7 @@ function prepareData(loaded: LoadedConfig, resumeTokenizer?: Tokenizer) {
   if (!cfg) throw new ConfigError(`${file}: pretrain: section missing`);
   const text = loadCorpus(cfg.data);
   const { train, val } = splitTrainVal(text, cfg.val_fraction);
-  const tokenizer = resumeTokenizer ?? trainTokenizer(config.tokenizer, text);
+  const tokenizer = resumeTokenizer ?? trainTokenizer(config.tokenizer, train);
   const trainIds = Int32Array.from(tokenizer.encode(train));
   const valIds = Int32Array.from(tokenizer.encode(val));
   const need = config.model.context_length + 1;
