@@ -57,23 +57,37 @@ export function buildProgram(): Command {
       process.env.RLHF_BACKEND = cmd.opts().backend as string;
     });
 
-  stageOptions(configOptions(program.command('pretrain'), true))
-    .description('train a GPT language model on a text corpus')
-    .addHelpText(
-      'after',
-      `
-Examples:
-  rlhf pretrain -c configs/quickstart.yaml
-  rlhf pretrain -c configs/brown.yaml --set pretrain.max_steps=2000 --set model.dropout=0.1
-  rlhf pretrain -c configs/quickstart.yaml --resume      # continue after Ctrl-C`,
-    )
-    .action(async (opts: { config: string; set: string[]; force?: boolean; resume?: boolean }) => {
-      const loaded = await loadConfigFrom(opts);
-      const { runPretrain } = await import('../stages/pretrain.js');
-      const result = await runPretrain(loaded, { force: opts.force, resume: opts.resume });
-      const val = result.metrics.val_loss;
-      console.log(`pretrain done: val_loss ${val?.toFixed(4)} → ${result.finalPath}`);
-    });
+  const stage = (name: string, description: string, examples: string[], run: StageRunner): void => {
+    stageOptions(configOptions(program.command(name), true))
+      .description(description)
+      .addHelpText('after', `\nExamples:\n${examples.map((e) => `  ${e}`).join('\n')}`)
+      .action(async (opts: StageFlags) => {
+        const loaded = await loadConfigFrom(opts);
+        const result = await run(loaded, { force: opts.force, resume: opts.resume });
+        const shown = Object.entries(result.metrics)
+          .filter(([k]) => !['tokens_per_s', 'elapsed_s', 'lr'].includes(k))
+          .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`)
+          .join(', ');
+        console.log(`${name} done: ${shown} → ${result.finalPath}`);
+      });
+  };
+
+  stage(
+    'pretrain',
+    'train a GPT language model on a text corpus',
+    [
+      'rlhf pretrain -c configs/quickstart.yaml',
+      'rlhf pretrain -c configs/brown.yaml --set pretrain.max_steps=2000 --set model.dropout=0.1',
+      'rlhf pretrain -c configs/quickstart.yaml --resume      # continue after Ctrl-C',
+    ],
+    async (loaded, o) => (await import('../stages/pretrain.js')).runPretrain(loaded, o),
+  );
+  stage(
+    'sft',
+    'supervised fine-tuning on prompt/response (or chat) demonstrations',
+    ['rlhf sft -c configs/sentiment.yaml', 'rlhf sft -c configs/sentiment.yaml --set sft.data.path=my-demos.jsonl --set sft.lr=1e-4'],
+    async (loaded, o) => (await import('../stages/sft.js')).runSft(loaded, o),
+  );
 
   configOptions(program.command('sample'), false)
     .description('generate text from a checkpoint (a directory, or a stage of a config)')
@@ -108,6 +122,18 @@ Examples:
 
   return program;
 }
+
+interface StageFlags {
+  config: string;
+  set: string[];
+  force?: boolean;
+  resume?: boolean;
+}
+
+type StageRunner = (
+  loaded: import('../config/load.js').LoadedConfig,
+  opts: { force?: boolean; resume?: boolean },
+) => Promise<{ finalPath: string; metrics: Record<string, number> }>;
 
 interface SampleFlags {
   config?: string;

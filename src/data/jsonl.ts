@@ -13,7 +13,7 @@ export interface JsonlRecord<T> {
  * line is a DataError naming file:line and the offending field, and nothing is
  * returned, so callers never act on half-valid data. Blank lines are skipped.
  */
-export function readJsonl<T>(file: string, schema: z.ZodType<T>): JsonlRecord<T>[] {
+export function readJsonl<T>(file: string, schema: z.ZodType<T> | ((json: unknown) => z.ZodType<T>)): JsonlRecord<T>[] {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -30,7 +30,8 @@ export function readJsonl<T>(file: string, schema: z.ZodType<T>): JsonlRecord<T>
     } catch (e) {
       throw new DataError(`${file}:${i + 1}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
     }
-    const parsed = schema.safeParse(json);
+    // A function picks the record form by its keys, so errors name the missing field, not 'invalid union'.
+    const parsed = (typeof schema === 'function' ? schema(json) : schema).safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const where = issue.path.length ? `${issue.path.join('.')}: ` : '';

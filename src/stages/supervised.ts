@@ -1,0 +1,111 @@
+import type { Scalar } from '../backend/tf.js';
+import { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { TrainingLoopConfig } from '../config/schema.js';
+import { countParams, type GptConfig, type HeadKind } from '../model/config.js';
+import { disposeParams, type Params } from '../model/gpt.js';
+import { progressEnabled } from '../run/progress.js';
+import { latestCheckpoint, StageRun, StageStateError, stageDir } from '../run/stage.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { AdamW } from '../train/adamw.js';
+import { InterruptedError, trainLoop } from '../train/loop.js';
+import { restoreTrainingState, trainingState } from '../train/resume.js';
+import { Rng } from '../util/rng.js';
+
+export interface StageOptions {
+  force?: boolean;
+  resume?: boolean;
+}
+
+export interface StageResult {
+  dir: string;
+  finalPath: string;
+  metrics: Record<string, number>;
+}
+
+/** What a gradient-trained stage supplies; everything else (run dir, resume, loop) is shared. */
+export interface SupervisedStage {
+  head: HeadKind;
+  model: GptConfig;
+  tokenizer: Tokenizer;
+  settings: TrainingLoopConfig;
+  /** Checkpoints read (hashed into the manifest). */
+  parents: string[];
+  tokensPerStep: number;
+  /** Fresh parameters for a new run (from a parent checkpoint or random init). */
+  initialParams(rng: Rng): Params;
+  /** Loss closure of one micro-batch; draws its data from `rng`. */
+  microBatch(params: Params, rng: Rng): () => Scalar;
+  evaluate(params: Params): Record<string, number>;
+  /** Facts stored with the final checkpoint (e.g. reward normalisation). */
+  finalExtra?(params: Params): Record<string, unknown>;
+  /** Log line fields at start. */
+  describe?: Record<string, unknown>;
+}
+
+/**
+ * Runs one gradient-trained stage (pretrain, sft, train-reward): validates via
+ * `prepare` before the stage directory is touched, resumes from the newest
+ * periodic checkpoint on request, runs the shared loop, writes `final/`.
+ */
+export async function runSupervisedStage(
+  loaded: LoadedConfig,
+  stage: string,
+  opts: StageOptions,
+  prepare: (resumed?: LoadedCheckpoint) => SupervisedStage,
+): Promise<StageResult> {
+  const { config } = loaded;
+  const dir = stageDir(config, stage);
+  const resumeFrom = opts.resume ? latestCheckpoint(dir) : undefined;
+  if (opts.resume && !resumeFrom) throw new StageStateError(`${dir}: no periodic checkpoint to resume from`);
+  const ckpt = resumeFrom ? loadCheckpoint(resumeFrom.path, { resume: true }) : undefined;
+  let prepared: SupervisedStage;
+  try {
+    prepared = prepare(ckpt);
+  } catch (err) {
+    if (ckpt) disposeParams(ckpt.params);
+    throw err;
+  }
+  const s = prepared.settings;
+
+  const run = StageRun.open(config, stage, { force: opts.force, resume: opts.resume, echoLogs: !progressEnabled(), parents: prepared.parents });
+  let rng = new Rng(config.seed);
+  const params = ckpt?.params ?? prepared.initialParams(rng);
+  const optimizer = new AdamW(params, { beta1: s.beta1, beta2: s.beta2, eps: s.eps, weight_decay: s.weight_decay });
+  let startStep = 0;
+  if (ckpt && resumeFrom) {
+    ({ step: startStep, rng } = restoreTrainingState(ckpt, optimizer, config.seed));
+    run.truncateMetricsAfter(startStep);
+    run.logger.info({ step: startStep, checkpoint: resumeFrom.path }, 'resumed');
+  }
+  run.logger.info({ params: countParams(prepared.model, prepared.head), ...prepared.describe }, 'start');
+  try {
+    const metrics = await trainLoop({
+      run,
+      params,
+      optimizer,
+      settings: s,
+      startStep,
+      tokensPerStep: prepared.tokensPerStep,
+      microBatches: () => Array.from({ length: s.grad_accum_steps }, () => prepared.microBatch(params, rng)),
+      evaluate: () => prepared.evaluate(params),
+      save: (path, step, withResume) =>
+        saveCheckpoint(path, {
+          params,
+          head: prepared.head,
+          model: prepared.model,
+          tokenizer: prepared.tokenizer,
+          extra: withResume ? undefined : prepared.finalExtra?.(params),
+          resume: withResume ? trainingState(optimizer, rng, step) : undefined,
+        }),
+    });
+    run.complete({ steps: s.max_steps, ...metrics });
+    return { dir: run.dir, finalPath: run.finalPath, metrics };
+  } catch (err) {
+    run.fail(err instanceof InterruptedError ? 'interrupted' : 'failed', (err as Error).message);
+    throw err;
+  } finally {
+    optimizer.dispose();
+    disposeParams(params);
+  }
+}
