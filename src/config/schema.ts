@@ -25,10 +25,16 @@ const model = z
   .strict()
   .refine((m) => m.d_model % m.n_head === 0, { message: 'd_model must be divisible by n_head', path: ['d_model'] });
 
+const taskName = z.enum(['sentiment', 'arithmetic', 'randomwalks']);
+
 const corpus = z.union([
   z.object({ path: z.string().min(1) }).strict(),
   z.object({ source: z.literal('brown') }).strict(),
+  z.object({ task: taskName }).strict(),
 ]);
+
+/** A data file, or the matching data of a built-in task. */
+const dataSource = z.union([z.object({ path: z.string().min(1) }).strict(), z.object({ task: taskName }).strict()]);
 
 /** Optimiser, schedule and loop settings shared by every training stage. */
 const trainingLoop = {
@@ -64,6 +70,16 @@ const pretrain = z
   .strict()
   .refine(warmupFits, warmupIssue);
 
+const sft = z
+  .object({
+    init_from: z.string().optional(),
+    data: dataSource,
+    eval_fraction: z.number().gt(0).lt(0.5).default(0.1),
+    ...trainingLoop,
+  })
+  .strict()
+  .refine(warmupFits, warmupIssue);
+
 const sampling = {
   max_new_tokens: positiveInt.default(200),
   temperature: z.number().positive().default(1.0),
@@ -81,6 +97,41 @@ const sample = z
   })
   .strict();
 
+/** Simulated labeler noise: Bradley–Terry sampling at a temperature, or flipping pairs at a rate. */
+const labelNoise = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('none') }).strict(),
+  z.object({ type: z.literal('bradley_terry'), temperature: z.number().positive() }).strict(),
+  z.object({ type: z.literal('flip'), rate: z.number().min(0).max(0.5) }).strict(),
+]);
+
+const label = z
+  .object({
+    policy: z.string().optional(),
+    prompts: dataSource,
+    num_prompts: positiveInt.default(200),
+    k: z.number().int().min(2).max(9).default(4),
+    labeler: z.string().regex(/^(human|gold:[a-z]+)$/, 'use "human" or "gold:<task>"').default('human'),
+    noise: labelNoise.default({ type: 'none' }),
+    seed: z.number().int().default(0),
+    batch_size: positiveInt.default(32),
+    ...sampling,
+  })
+  .strict();
+
+const trainReward = z
+  .object({
+    init_from: z.string().optional(),
+    /** Comparisons JSONL; defaults to the label stage's comparisons.jsonl. */
+    data: z.object({ path: z.string().min(1) }).strict().optional(),
+    eval_fraction: z.number().gt(0).lt(0.5).default(0.1),
+    center_coef: z.number().nonnegative().default(0),
+    /** SFT-policy samples scored to normalise the reward to mean 0, std 1. */
+    norm_samples: positiveInt.default(64),
+    ...trainingLoop,
+  })
+  .strict()
+  .refine(warmupFits, warmupIssue);
+
 export const experimentSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, ".", "_" or "-"'),
@@ -89,6 +140,9 @@ export const experimentSchema = z
     tokenizer,
     model,
     pretrain: pretrain.optional(),
+    sft: sft.optional(),
+    label: label.optional(),
+    train_reward: trainReward.optional(),
     sample: sample.default({}),
   })
   .strict();
@@ -96,10 +150,25 @@ export const experimentSchema = z
 export type ExperimentConfig = z.infer<typeof experimentSchema>;
 export type PretrainConfig = z.infer<typeof pretrain>;
 export type SampleConfig = z.infer<typeof sample>;
+export type SftConfig = z.infer<typeof sft>;
+export type DataSource = z.infer<typeof dataSource>;
+export type LabelConfig = z.infer<typeof label>;
+export type LabelNoise = z.infer<typeof labelNoise>;
+export type TrainRewardConfig = z.infer<typeof trainReward>;
 export type TokenizerConfig = z.infer<typeof tokenizer>;
 export type ModelConfig = z.infer<typeof model>;
 export type CorpusConfig = z.infer<typeof corpus>;
 export type TrainingLoopConfig = Pick<PretrainConfig, keyof typeof trainingLoop>;
 
 /** Config keys holding file paths, resolved against the config file's folder. */
-export const pathKeys: readonly (readonly string[])[] = [['run_dir'], ['pretrain', 'data', 'path'], ['sample', 'init_from']];
+export const pathKeys: readonly (readonly string[])[] = [
+  ['run_dir'],
+  ['pretrain', 'data', 'path'],
+  ['sft', 'init_from'],
+  ['sft', 'data', 'path'],
+  ['label', 'policy'],
+  ['label', 'prompts', 'path'],
+  ['train_reward', 'init_from'],
+  ['train_reward', 'data', 'path'],
+  ['sample', 'init_from'],
+];

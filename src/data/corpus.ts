@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { getTask } from '../tasks/index.js';
 import { loadBrown } from './brown.js';
 
 /**
@@ -7,8 +8,9 @@ import { loadBrown } from './brown.js';
  *   data: { path: data/quickstart.txt }   # a UTF-8 text file (the config loader
  *                                         # resolves it against the config file)
  *   data: { source: brown }               # a built-in corpus
+ *   data: { task: sentiment }             # a built-in task's pretraining corpus
  */
-export type CorpusSpec = { path: string } | { source: BuiltinCorpus };
+export type CorpusSpec = { path: string } | { source: BuiltinCorpus } | { task: string };
 
 /** Corpora that ship with the lab (no file needed). */
 export const BUILTIN_CORPORA = ['brown'] as const;
@@ -24,11 +26,13 @@ export class DataError extends Error {
 
 /** A short, human name for a spec (for logs and manifests). */
 export function describeCorpus(spec: CorpusSpec): string {
+  if ('task' in spec) return `task:${spec.task}`;
   return 'path' in spec ? spec.path : `builtin:${spec.source}`;
 }
 
 /** Load the text a spec names, with line endings normalised to "\n". Throws DataError. */
 export function loadCorpus(spec: CorpusSpec): string {
+  if ('task' in spec) return getTask(spec.task).pretrainCorpus();
   if ('source' in spec) {
     if (spec.source === 'brown') return loadBrown();
     throw new DataError(

@@ -1,0 +1,83 @@
+import path from 'node:path';
+import { readCheckpointMeta, loadCheckpoint } from '../checkpoint/checkpoint.js';
+import { ConfigError, type LoadedConfig } from '../config/load.js';
+import type { DataSource } from '../config/schema.js';
+import { DataError } from '../data/corpus.js';
+import { stageDir } from '../run/stage.js';
+import { readDemonstrations, sftBatch, tokenizeDemonstrations, type Demonstration } from '../sft/examples.js';
+import { getTask } from '../tasks/index.js';
+import { evaluateLm, lmBatchLoss, type LmBatch } from '../train/lm-loss.js';
+import { runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
+
+export function loadDemonstrations(source: DataSource): Demonstration[] {
+  if ('path' in source) return readDemonstrations(source.path);
+  return getTask(source.task)
+    .sftExamples()
+    .map((d, i) => ({ ...d, source: `task:${source.task}#${i + 1}` }));
+}
+
+/** `init_from` if set, else the previous stage's `final/`. */
+export function parentCheckpoint(loaded: LoadedConfig, initFrom: string | undefined, previousStage: string): string {
+  return initFrom ?? path.join(stageDir(loaded.config, previousStage), 'final');
+}
+
+/** Deterministic held-out split: every k-th demonstration. */
+function splitEval<T>(items: readonly T[], fraction: number): { train: T[]; evaluation: T[] } {
+  const every = Math.max(2, Math.round(1 / fraction));
+  return {
+    train: items.filter((_, i) => i % every !== every - 1),
+    evaluation: items.filter((_, i) => i % every === every - 1),
+  };
+}
+
+/**
+ * Supervised fine-tuning from a pretrain checkpoint: loss on response tokens
+ * (and the appended EOS) only. The tokenizer travels with the checkpoint.
+ */
+export function runSft(loaded: LoadedConfig, opts: StageOptions = {}): Promise<StageResult> {
+  const { config, file } = loaded;
+  return runSupervisedStage(loaded, 'sft', opts, (resumed) => {
+    const cfg = config.sft;
+    if (!cfg) throw new ConfigError(`${file}: sft: section missing`);
+    const parent = parentCheckpoint(loaded, cfg.init_from, 'pretrain');
+    const meta = readCheckpointMeta(parent);
+    const init = resumed ?? loadCheckpoint(parent, { expectHead: 'lm' });
+    const { tokenizer } = init;
+    const model = meta.model;
+    const demos = loadDemonstrations(cfg.data);
+    const { sequences, truncated } = tokenizeDemonstrations(demos, tokenizer, model.context_length);
+    const { train, evaluation } = splitEval(sequences, cfg.eval_fraction);
+    if (train.length === 0 || evaluation.length === 0) {
+      throw new DataError(`${'path' in cfg.data ? cfg.data.path : cfg.data.task}: too few demonstrations (${sequences.length}) for a train/eval split`);
+    }
+    const B = cfg.batch_size;
+    const evalBatches: LmBatch[] = [];
+    for (let i = 0; i < evaluation.length; i += B) evalBatches.push(sftBatch(evaluation.slice(i, i + B), tokenizer.padId));
+    const meanLength = train.reduce((s, q) => s + q.ids.length - 1, 0) / train.length;
+    let initialUsed = false;
+    return {
+      head: 'lm',
+      model,
+      tokenizer,
+      settings: cfg,
+      parents: [parent],
+      tokensPerStep: Math.round(B * meanLength * cfg.grad_accum_steps),
+      initialParams: () => {
+        if (initialUsed) throw new Error('sft: initial parameters requested twice');
+        initialUsed = true;
+        return init.params;
+      },
+      microBatch: (params, rng) => {
+        // Drawn with replacement from the RNG alone, so a resumed run continues exactly.
+        const batch = sftBatch(Array.from({ length: B }, () => train[rng.int(train.length)]), tokenizer.padId);
+        const seed = model.dropout > 0 ? rng.seed() : undefined;
+        return () => lmBatchLoss(params, model, batch, true, seed);
+      },
+      evaluate: (params) => {
+        const { loss, accuracy } = evaluateLm(params, model, evalBatches);
+        return { eval_loss: loss, mean_token_accuracy: accuracy };
+      },
+      describe: { parent, demonstrations: sequences.length, eval: evaluation.length, truncated_prompts: truncated },
+    };
+  });
+}
