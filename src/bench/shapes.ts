@@ -1,0 +1,39 @@
+import type { GptConfig } from '../model/config.js';
+
+/** One benchmark shape: a model config plus the training batch size. */
+export interface BenchShape {
+  name: string;
+  /** What the shape stands for, printed in the header. */
+  about: string;
+  cfg: GptConfig;
+  /** Training batch (rows of `context_length` tokens). */
+  batch: number;
+  /** Timed training steps when `--steps` is not given. */
+  defaultSteps: number;
+}
+
+/** Character vocabulary of Tiny Shakespeare, as in nanoGPT's char models. */
+const CHAR_VOCAB = 65;
+
+export const SHAPES: readonly BenchShape[] = [
+  {
+    name: 'nanogpt-cpu',
+    about: "nanoGPT's shakespeare_char CPU recipe",
+    cfg: { vocab_size: CHAR_VOCAB, n_layer: 4, n_head: 4, d_model: 128, context_length: 64, dropout: 0 },
+    batch: 12,
+    defaultSteps: 30,
+  },
+  {
+    name: 'gpt-10m',
+    about: "nanoGPT's shakespeare_char GPU recipe (~10M parameters)",
+    cfg: { vocab_size: CHAR_VOCAB, n_layer: 6, n_head: 6, d_model: 384, context_length: 256, dropout: 0 },
+    batch: 8,
+    defaultSteps: 8,
+  },
+];
+
+export function shapeByName(name: string): BenchShape {
+  const s = SHAPES.find((x) => x.name === name);
+  if (!s) throw new Error(`unknown shape "${name}" (expected one of: ${SHAPES.map((x) => x.name).join(', ')})`);
+  return s;
+}
