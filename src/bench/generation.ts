@@ -53,11 +53,11 @@ function samplingOptions(n: number, useCache: boolean): SamplingOptions {
 }
 
 function timeGenerate(params: Params, shape: BenchShape, prompts: number[][], o: GenOptions, useCache: boolean, rng: Rng): GenMode {
-  generate(params, shape.cfg, prompts, 0, samplingOptions(o.newTokens, useCache), rng); // warm-up: every shape once
+  generate(params, shape.cfg, prompts, { padId: 0 }, samplingOptions(o.newTokens, useCache), rng); // warm-up: every shape once
   let best = Infinity;
   for (let r = 0; r < o.reps; r++) {
     const t = performance.now();
-    const out = generate(params, shape.cfg, prompts, 0, samplingOptions(o.newTokens, useCache), rng);
+    const out = generate(params, shape.cfg, prompts, { padId: 0 }, samplingOptions(o.newTokens, useCache), rng);
     best = Math.min(best, performance.now() - t);
     if (out.responses.some((x) => x.length !== o.newTokens)) throw new Error('bench: generate stopped early');
   }

@@ -88,6 +88,47 @@ export function buildProgram(): Command {
     ['rlhf sft -c configs/sentiment.yaml', 'rlhf sft -c configs/sentiment.yaml --set sft.data.path=my-demos.jsonl --set sft.lr=1e-4'],
     async (loaded, o) => (await import('../stages/sft.js')).runSft(loaded, o),
   );
+  stage(
+    'train-reward',
+    'train a reward model on ranked comparisons (Bradley–Terry over all C(K,2) pairs)',
+    ['rlhf train-reward -c configs/sentiment.yaml', 'rlhf train-reward -c configs/sentiment.yaml --set train_reward.data.path=prefs.jsonl'],
+    async (loaded, o) => (await import('../stages/train-reward.js')).runTrainReward(loaded, o),
+  );
+  stage(
+    'ppo',
+    'optimise the policy against the reward model with PPO and a KL penalty to the SFT reference',
+    [
+      'rlhf ppo -c configs/sentiment.yaml',
+      'rlhf ppo -c configs/sentiment.yaml --set ppo.kl_coef=0.2 --set ppo.iterations=100',
+      'rlhf ppo -c configs/sentiment.yaml --resume        # continue after a crash or Ctrl-C',
+    ],
+    async (loaded, o) => (await import('../stages/ppo.js')).runPpo(loaded, o),
+  );
+
+  stageOptions(configOptions(program.command('label'), true))
+    .description('sample K responses per prompt from a policy and record rankings by a gold scorer or by you (comparisons.jsonl)')
+    .addHelpText(
+      'after',
+      `
+Answers are appended to runs/<name>/label/comparisons.jsonl as they are given; running the
+same command again continues an unfinished label run where it stopped (--force starts over).
+Human labeling: type an order such as "3 1 2" (best first), s skip, u undo, q quit, ? help.
+
+Examples:
+  rlhf label -c configs/sentiment.yaml
+  rlhf label -c configs/sentiment.yaml --set 'label.noise={type: flip, rate: 0.2}' --force
+  rlhf label -c configs/sentiment.yaml --set label.labeler=human --set label.k=3 --set label.num_prompts=50
+  printf '2 1 3\\ns\\nq\\n' | rlhf label -c exp.yaml --set label.labeler=human   # scripted answers`,
+    )
+    .action(async (opts: StageFlags) => {
+      const loaded = await loadConfigFrom(opts);
+      const r = await (await import('../stages/label.js')).runLabel(loaded, { force: opts.force, resume: opts.resume });
+      const shown = Object.entries(r.metrics)
+        .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`)
+        .join(', ');
+      if (r.status === 'completed') console.log(`label done: ${shown} → ${r.comparisonsPath}`);
+      else console.log(`label stopped after ${r.decided} of ${r.total} prompts (${shown}); run the same command again to continue → ${r.comparisonsPath}`);
+    });
 
   configOptions(program.command('sample'), false)
     .description('generate text from a checkpoint (a directory, or a stage of a config)')

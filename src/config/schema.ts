@@ -132,6 +132,73 @@ const trainReward = z
   .strict()
   .refine(warmupFits, warmupIssue);
 
+const ppo = z
+  .object({
+    policy: z.string().optional(),
+    reward_model: z.string().optional(),
+    prompts: dataSource,
+    /** PPO iterations (rollout + update) per round. */
+    iterations: positiveInt.default(50),
+    /** Prompts (episodes) per iteration. */
+    rollout_batch_size: positiveInt.default(32),
+    mini_batch_size: positiveInt.default(8),
+    grad_accum_steps: positiveInt.default(1),
+    ppo_epochs: positiveInt.default(4),
+    response_length: positiveInt.default(32),
+    temperature: z.number().positive().default(1.0),
+    top_k: nonNegativeInt.default(0),
+    top_p: z.number().gt(0).max(1).default(1.0),
+    /** Extra stop text besides EOS (e.g. "\n"); default: the task's stop sequences. */
+    stop_sequences: z.array(z.string().min(1)).optional(),
+    /** Score given to responses that end without a stop token (unset: no penalty). */
+    missing_eos_penalty: z.number().optional(),
+    /** Clip the normalised reward-model score to [-reward_clip, reward_clip]. */
+    reward_clip: z.number().positive().optional(),
+    kl_coef: z.number().nonnegative().default(0.05),
+    kl_estimator: z.enum(['k1', 'k3']).default('k1'),
+    adaptive_kl: z.object({ target: z.number().positive(), horizon: z.number().positive() }).strict().optional(),
+    gamma: probability.default(1.0),
+    lam: probability.default(0.95),
+    cliprange: z.number().positive().default(0.2),
+    cliprange_value: z.number().positive().default(0.2),
+    vf_coef: z.number().nonnegative().default(0.1),
+    ent_coef: z.number().nonnegative().default(0),
+    whiten_rewards: z.boolean().default(false),
+    lr: z.number().positive().default(1e-5),
+    value_lr: z.number().positive().optional(),
+    weight_decay: z.number().nonnegative().default(0),
+    beta1: probability.default(0.9),
+    beta2: probability.default(0.95),
+    eps: z.number().positive().default(1e-8),
+    grad_clip: z.number().nonnegative().default(1.0),
+    /** Value model: a copy of the reward model (default) or a head on the policy trunk. */
+    value_model: z.enum(['reward', 'policy_head']).default('reward'),
+    /** PPO-ptx: coefficient of the pretraining loss mixed into the policy loss. */
+    ptx_coef: z.number().nonnegative().default(0),
+    ptx_batch_size: positiveInt.default(8),
+    /** EMA of policy weights (decay), saved as final-ema/. */
+    ema_decay: z.number().gt(0).lt(1).optional(),
+    /** Stop an update's remaining epochs once approx-KL exceeds this. */
+    early_stop_kl: z.number().positive().optional(),
+    checkpoint_interval: positiveInt.default(10),
+    /** Iterated RLHF: label → train-reward → ppo repeated this many times. */
+    rounds: positiveInt.default(1),
+  })
+  .strict()
+  .refine((p) => p.rollout_batch_size % p.mini_batch_size === 0, { message: 'rollout_batch_size must be a multiple of mini_batch_size', path: ['mini_batch_size'] })
+  .refine((p) => p.mini_batch_size % p.grad_accum_steps === 0, { message: 'mini_batch_size must be a multiple of grad_accum_steps', path: ['grad_accum_steps'] });
+
+const evaluation = z
+  .object({
+    policies: z.array(z.string()).optional(),
+    prompts: dataSource.optional(),
+    num_prompts: positiveInt.default(64),
+    samples_per_prompt: positiveInt.default(1),
+    seed: z.number().int().default(123),
+    ...sampling,
+  })
+  .strict();
+
 export const experimentSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, ".", "_" or "-"'),
@@ -143,6 +210,8 @@ export const experimentSchema = z
     sft: sft.optional(),
     label: label.optional(),
     train_reward: trainReward.optional(),
+    ppo: ppo.optional(),
+    eval: evaluation.optional(),
     sample: sample.default({}),
   })
   .strict();
@@ -155,6 +224,8 @@ export type DataSource = z.infer<typeof dataSource>;
 export type LabelConfig = z.infer<typeof label>;
 export type LabelNoise = z.infer<typeof labelNoise>;
 export type TrainRewardConfig = z.infer<typeof trainReward>;
+export type PpoConfig = z.infer<typeof ppo>;
+export type EvalConfig = z.infer<typeof evaluation>;
 export type TokenizerConfig = z.infer<typeof tokenizer>;
 export type ModelConfig = z.infer<typeof model>;
 export type CorpusConfig = z.infer<typeof corpus>;
@@ -170,5 +241,9 @@ export const pathKeys: readonly (readonly string[])[] = [
   ['label', 'prompts', 'path'],
   ['train_reward', 'init_from'],
   ['train_reward', 'data', 'path'],
+  ['ppo', 'policy'],
+  ['ppo', 'reward_model'],
+  ['ppo', 'prompts', 'path'],
+  ['eval', 'prompts', 'path'],
   ['sample', 'init_from'],
 ];

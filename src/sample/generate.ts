@@ -67,7 +67,17 @@ export function sampleToken(logits: Float32Array, opts: Pick<SamplingOptions, 't
  * row decodes exactly as it would alone. Rows that have stopped keep stepping
  * (batch shape stays fixed) but their tokens are discarded.
  */
-export function generate(params: Params, cfg: GptConfig, promptIds: readonly number[][], padId: number, opts: SamplingOptions, rng: Rng): Generation {
+/** The ids `generate` needs: padding, and tokens that must never be sampled (padding, unknown). */
+export interface SpecialIds {
+  padId: number;
+  unkId?: number;
+}
+
+export function generate(params: Params, cfg: GptConfig, promptIds: readonly number[][], specials: SpecialIds, opts: SamplingOptions, rng: Rng): Generation {
+  const { padId } = specials;
+  // Padding and <unk> are bookkeeping tokens: sampling them would produce text
+  // that does not round-trip (and unk would poison comparisons data).
+  const banned = [padId, ...(specials.unkId !== undefined ? [specials.unkId] : [])];
   const B = promptIds.length;
   const P = Math.max(...promptIds.map((p) => p.length));
   if (P === 0) throw new Error('generate: every prompt is empty (prepend a start token)');
@@ -107,6 +117,7 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
       const data = logits.dataSync() as Float32Array;
       logits.dispose();
       const V = cfg.vocab_size;
+      for (const id of banned) for (let b = 0; b < B; b++) data[b * V + id] = -Infinity;
       for (let b = 0; b < B; b++) {
         const token = finished[b] ? padId : sampleToken(data.subarray(b * V, (b + 1) * V), opts, rng);
         rows[b].push(token);

@@ -263,7 +263,7 @@ function sampleBatch(
   let todo = rows.map((_, j) => j);
   for (let attempt = 0; attempt <= EMPTY_RETRIES && todo.length > 0; attempt++) {
     const rng = new Rng(`label/${cfg.seed}/${start}-${end}${attempt ? `/retry-${attempt}` : ''}`);
-    const out = generate(policy.params, policy.model, todo.map((j) => promptIds[rows[j]]), tokenizer.padId, opts, rng);
+    const out = generate(policy.params, policy.model, todo.map((j) => promptIds[rows[j]]), tokenizer, opts, rng);
     todo.forEach((j, r) => (texts[j] = decode(out.responses[r])));
     todo = todo.filter((j) => texts[j] === '');
   }

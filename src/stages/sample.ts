@@ -71,7 +71,7 @@ export function sampleCheckpoint(req: SampleRequest): SampleRow[] {
       params,
       meta.model,
       ids,
-      tokenizer.padId,
+      tokenizer,
       {
         maxNewTokens: req.maxNewTokens,
         temperature: req.temperature,

@@ -30,18 +30,35 @@ export interface TrainingLoop {
 const KEEP_CHECKPOINTS = 2;
 
 /**
+ * Ctrl-C / SIGTERM during training raise a flag that loops check between
+ * steps, so the process stops at a step boundary with checkpoints intact.
+ */
+export function interruptFlag(): { readonly raised: boolean; release(): void } {
+  let raised = false;
+  const raise = (): void => {
+    raised = true;
+  };
+  process.once('SIGINT', raise);
+  process.once('SIGTERM', raise);
+  return {
+    get raised() {
+      return raised;
+    },
+    release() {
+      process.off('SIGINT', raise);
+      process.off('SIGTERM', raise);
+    },
+  };
+}
+
+/**
  * The loop shared by supervised stages: schedule → micro-batches → clipped
  * AdamW step → metrics/progress → periodic eval and atomic checkpoints. Step
  * numbers in metrics count completed optimiser steps (1-based).
  */
 export async function trainLoop(t: TrainingLoop): Promise<Record<string, number>> {
   const s = t.settings;
-  let stop = false;
-  const onSignal = (): void => {
-    stop = true;
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stop = interruptFlag();
   const progress = createProgress(t.run.stage, s.max_steps, t.startStep);
   const wallStart = performance.now();
   let windowStart = performance.now();
@@ -49,7 +66,7 @@ export async function trainLoop(t: TrainingLoop): Promise<Record<string, number>
   let last: Record<string, number> = {};
   try {
     for (let step = t.startStep; step < s.max_steps; step++) {
-      if (stop) throw new InterruptedError(`interrupted at step ${step}; continue with --resume`);
+      if (stop.raised) throw new InterruptedError(`interrupted at step ${step}; continue with --resume`);
       const lr = learningRate(s, step);
       const { loss, gradNorm } = optimizerStep(t.params, t.optimizer, t.microBatches(step), lr, s.grad_clip);
       if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step + 1}; lower the learning rate`);
@@ -80,8 +97,7 @@ export async function trainLoop(t: TrainingLoop): Promise<Record<string, number>
     }
   } finally {
     progress.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.release();
   }
   await t.save(t.run.finalPath, s.max_steps, false);
   return last;

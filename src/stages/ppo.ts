@@ -1,0 +1,226 @@
+import path from 'node:path';
+import { tf, type Tensor, type Variable } from '../backend/tf.js';
+import { CheckpointError, loadCheckpoint, readCheckpointMeta, saveCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { ConfigError, type LoadedConfig } from '../config/load.js';
+import type { PpoConfig } from '../config/schema.js';
+import { DataError, loadCorpus } from '../data/corpus.js';
+import { loadPrompts } from '../data/prompts.js';
+import { disposeParams, type Params } from '../model/gpt.js';
+import { adaptiveKlController, fixedKlController, restoreKlController, type KlController, type KlControllerState } from '../ppo/kl-controller.js';
+import { ppoIteration, type PpoModels } from '../ppo/trainer.js';
+import { IDENTITY_NORM, addScalarHead, type RewardNorm } from '../reward/score.js';
+import { createProgress, progressEnabled } from '../run/progress.js';
+import { latestCheckpoint, StageRun, StageStateError, stageDir } from '../run/stage.js';
+import { stopTokenIds } from '../sample/stops.js';
+import { getTask } from '../tasks/index.js';
+import { tokenizerFingerprint, type Tokenizer } from '../tokenizer/index.js';
+import { AdamW } from '../train/adamw.js';
+import { InterruptedError, interruptFlag } from '../train/loop.js';
+import { Rng, type RngState } from '../util/rng.js';
+import { randomWindows } from './lm-batches.js';
+import { parentCheckpoint } from './sft.js';
+import type { StageOptions, StageResult } from './supervised.js';
+
+const KEEP_CHECKPOINTS = 2;
+
+function taskOf(cfg: PpoConfig): string | undefined {
+  return 'task' in cfg.prompts ? cfg.prompts.task : undefined;
+}
+
+/** Checks the policy and reward model can work together, before anything is written. */
+function checkCompatible(policyDir: string, rewardDir: string): void {
+  const policy = readCheckpointMeta(policyDir);
+  const reward = readCheckpointMeta(rewardDir);
+  if (policy.head !== 'lm') throw new CheckpointError(`${policyDir}: ppo.policy must be a language model, found a "${policy.head}" model`);
+  if (reward.head !== 'score') throw new CheckpointError(`${rewardDir}: ppo.reward_model must be a reward model, found a "${reward.head}" model`);
+  if (policy.tokenizer_fingerprint !== reward.tokenizer_fingerprint) {
+    throw new CheckpointError(`${rewardDir}: the reward model's tokenizer does not match the policy's (${policyDir})`);
+  }
+}
+
+function copyParams(params: Params): Map<string, Variable> {
+  return new Map([...params].map(([k, v]) => [k, tf.variable(v.clone(), false)]));
+}
+
+function prefixed(prefix: string, tensors: Map<string, Tensor> | Params): [string, Tensor][] {
+  return [...tensors].map(([k, v]) => [`${prefix}/${k}`, v]);
+}
+
+function unprefixed(prefix: string, tensors: Map<string, Tensor>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [k, v] of tensors) if (k.startsWith(`${prefix}/`)) out.set(k.slice(prefix.length + 1), v);
+  return out;
+}
+
+function assignAll(target: Params | Map<string, Variable>, values: Map<string, Tensor>, what: string): void {
+  for (const [k, v] of target) {
+    const t = values.get(k);
+    if (!t) throw new CheckpointError(`resume state lacks ${what} tensor ${k}`);
+    v.assign(t);
+  }
+}
+
+/**
+ * `rlhf ppo`: optimise the SFT policy against the reward model with PPO and a
+ * KL penalty to the frozen SFT reference. Periodic checkpoints carry the policy
+ * and everything else needed to resume bit-exactly (value model, both
+ * optimizers, KL controller, EMA, RNG, iteration).
+ */
+export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?: string; policy?: string; rewardModel?: string } = {}): Promise<StageResult> {
+  const { config, file } = loaded;
+  const cfg = config.ppo;
+  if (!cfg) throw new ConfigError(`${file}: ppo: section missing`);
+  const stage = opts.stage ?? 'ppo';
+  const referenceDir = parentCheckpoint(loaded, cfg.policy, 'sft');
+  const policyDir = opts.policy ?? referenceDir;
+  const rewardDir = opts.rewardModel ?? parentCheckpoint(loaded, cfg.reward_model, 'train-reward');
+  checkCompatible(policyDir, rewardDir);
+  const dir = stageDir(config, stage);
+  const resumeFrom = opts.resume ? latestCheckpoint(dir) : undefined;
+  if (opts.resume && !resumeFrom) throw new StageStateError(`${dir}: no periodic checkpoint to resume from`);
+
+  const policyMeta = readCheckpointMeta(policyDir);
+  const prompts = loadPrompts(cfg.prompts);
+  const task = taskOf(cfg);
+  const run = StageRun.open(config, stage, { force: opts.force, resume: opts.resume, echoLogs: !progressEnabled(), parents: [policyDir, referenceDir, rewardDir] });
+
+  const ckpt: LoadedCheckpoint | undefined = resumeFrom ? loadCheckpoint(resumeFrom.path, { resume: true, expectHead: 'lm' }) : undefined;
+  const policyCkpt = ckpt ?? loadCheckpoint(policyDir, { expectHead: 'lm' });
+  const tokenizer = policyCkpt.tokenizer;
+  if (tokenizerFingerprint(tokenizer) !== policyMeta.tokenizer_fingerprint) throw new CheckpointError(`${policyCkpt.dir}: tokenizer differs from the policy's`);
+  const reference = loadCheckpoint(referenceDir, { expectHead: 'lm' });
+  const reward = loadCheckpoint(rewardDir, { expectHead: 'score' });
+  const rewardNorm = (reward.meta.extra.reward_norm as RewardNorm | undefined) ?? IDENTITY_NORM;
+  let rng = new Rng(`${config.seed}:${stage}`);
+  const policy = policyCkpt.params;
+  const shared = cfg.value_model === 'policy_head';
+  const value: Params = shared ? (policy.has('score.weight') ? policy : addScalarHead(policy, policyCkpt.meta.model, rng)) : loadCheckpoint(rewardDir, { expectHead: 'score' }).params;
+  const adam = (params: Params) => new AdamW(params, { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay });
+  const models: PpoModels = {
+    cfg: policyCkpt.meta.model,
+    valueCfg: shared ? policyCkpt.meta.model : reward.meta.model,
+    rewardCfg: reward.meta.model,
+    tokenizer,
+    policy,
+    reference: reference.params,
+    value,
+    reward: reward.params,
+    rewardNorm,
+    policyOptimizer: adam(policy),
+    valueOptimizer: shared ? undefined : adam(value),
+    ema: cfg.ema_decay !== undefined ? copyParams(policy) : undefined,
+  };
+  let kl: KlController = cfg.adaptive_kl ? adaptiveKlController(cfg.kl_coef, cfg.adaptive_kl.target, cfg.adaptive_kl.horizon) : fixedKlController(cfg.kl_coef);
+  let startIteration = 0;
+  if (ckpt?.resume) {
+    const state = ckpt.resume;
+    const tensors = state.tensors;
+    models.policyOptimizer.setState({ step: state.trainer.policy_opt_step as number, tensors: unprefixed('policy_opt', tensors) });
+    if (!shared) {
+      assignAll(models.value, unprefixed('value', tensors), 'value');
+      models.valueOptimizer!.setState({ step: state.trainer.value_opt_step as number, tensors: unprefixed('value_opt', tensors) });
+    }
+    if (models.ema) assignAll(models.ema, unprefixed('ema', tensors), 'ema');
+    tf.dispose([...tensors.values()]);
+    kl = restoreKlController(state.trainer.kl as KlControllerState, cfg.adaptive_kl?.target, cfg.adaptive_kl?.horizon);
+    rng = new Rng(0, state.trainer.rng as RngState);
+    startIteration = state.trainer.iteration as number;
+    run.truncateMetricsAfter(startIteration);
+    run.logger.info({ iteration: startIteration, checkpoint: resumeFrom!.path }, 'resumed');
+  }
+
+  const encodedPrompts = prompts.map((p) => {
+    const ids = tokenizer.encode(p);
+    return ids.length ? ids : [tokenizer.eosId];
+  });
+  const stops = cfg.stop_sequences ?? (task ? (getTask(task).stopSequences ?? []) : []);
+  const stopIds = stopTokenIds(tokenizer, stops);
+  const gold = task ? getTask(task).goldScore.bind(getTask(task)) : undefined;
+  const ptxIds = cfg.ptx_coef > 0 ? ptxCorpus(loaded, tokenizer) : undefined;
+
+  const save = async (where: string, iteration: number, withResume: boolean): Promise<void> => {
+    const optState = models.policyOptimizer.getState();
+    const valueState = models.valueOptimizer?.getState();
+    const tensors = new Map<string, Tensor>([
+      ...prefixed('policy_opt', optState.tensors),
+      ...(valueState ? prefixed('value_opt', valueState.tensors) : []),
+      ...(shared ? [] : prefixed('value', models.value)),
+      ...(models.ema ? prefixed('ema', models.ema) : []),
+    ]);
+    await saveCheckpoint(where, {
+      params: policy,
+      head: 'lm',
+      model: models.cfg,
+      tokenizer,
+      resume: withResume
+        ? {
+            trainer: { iteration, rng: rng.state(), kl: kl.state(), policy_opt_step: optState.step, value_opt_step: valueState?.step ?? 0 },
+            tensors,
+          }
+        : undefined,
+    });
+    tf.dispose([...optState.tensors.values(), ...(valueState ? [...valueState.tensors.values()] : [])]);
+  };
+
+  const stopFlag = interruptFlag();
+  const progress = createProgress(stage, cfg.iterations, startIteration);
+  let last: Record<string, number> = {};
+  try {
+    for (let it = startIteration; it < cfg.iterations; it++) {
+      if (stopFlag.raised) throw new InterruptedError(`interrupted at iteration ${it}; continue with --resume`);
+      const batch = Array.from({ length: cfg.rollout_batch_size }, () => rng.int(encodedPrompts.length));
+      const metrics = ppoIteration(
+        models,
+        cfg,
+        kl,
+        {
+          prompts: batch.map((i) => encodedPrompts[i]),
+          promptTexts: batch.map((i) => prompts[i]),
+          stopIds,
+          gold,
+          ptxBatch: ptxIds ? () => randomWindows(ptxIds, cfg.ptx_batch_size, models.cfg.context_length, rng) : undefined,
+        },
+        rng,
+      );
+      const done = it + 1;
+      metrics.episode = done * cfg.rollout_batch_size;
+      run.metrics(done, metrics);
+      run.logger.info({ iteration: done, ...metrics }, 'ppo');
+      progress.update(done, {
+        score: metrics['objective/scores'].toFixed(3),
+        kl: metrics['objective/kl'].toFixed(3),
+        ...(metrics['gold/score'] !== undefined ? { gold: metrics['gold/score'].toFixed(3) } : {}),
+      });
+      last = metrics;
+      if (done % cfg.checkpoint_interval === 0 && done < cfg.iterations) {
+        await save(run.checkpointPath(done), done, true);
+        run.pruneCheckpoints(KEEP_CHECKPOINTS);
+      }
+    }
+    progress.stop();
+    await save(run.finalPath, cfg.iterations, false);
+    if (models.ema) {
+      await saveCheckpoint(path.join(run.dir, 'final-ema'), { params: models.ema, head: 'lm', model: models.cfg, tokenizer });
+    }
+    run.complete({ iterations: cfg.iterations, ...last });
+    return { dir: run.dir, finalPath: run.finalPath, metrics: last };
+  } catch (err) {
+    progress.stop();
+    run.fail(err instanceof InterruptedError ? 'interrupted' : 'failed', (err as Error).message);
+    throw err;
+  } finally {
+    stopFlag.release();
+    models.policyOptimizer.dispose();
+    models.valueOptimizer?.dispose();
+    for (const p of new Set([policy, value, reference.params, reward.params, ...(models.ema ? [models.ema] : [])])) disposeParams(p);
+  }
+}
+
+/** Pretraining tokens for PPO-ptx, from the config's pretrain corpus. */
+function ptxCorpus(loaded: LoadedConfig, tokenizer: Tokenizer): Int32Array {
+  const data = loaded.config.pretrain?.data;
+  if (!data) throw new ConfigError(`${loaded.file}: ppo.ptx_coef needs a pretrain.data corpus`);
+  const ids = Int32Array.from(tokenizer.encode(loadCorpus(data)));
+  if (ids.length <= loaded.config.model.context_length + 1) throw new DataError(`${loaded.file}: pretrain corpus too short for PPO-ptx`);
+  return ids;
+}
