@@ -130,6 +130,36 @@ Examples:
       else console.log(`label stopped after ${r.decided} of ${r.total} prompts (${shown}); run the same command again to continue → ${r.comparisonsPath}`);
     });
 
+  configOptions(program.command('eval'), true)
+    .description('score policies on a prompt set: proxy reward, gold score, KL to the reference, length, distinct-n')
+    .option('--policy <dir>', 'policy checkpoint to evaluate (repeatable; default: SFT and every completed PPO stage)', collect, [] as string[])
+    .option('--samples <n>', 'sample rows to print per policy', intArg('--samples'), 3)
+    .option('--json', 'print the results as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  rlhf eval -c configs/sentiment.yaml
+  rlhf eval -c configs/sentiment.yaml --policy runs/sentiment/sft/final --policy runs/sentiment/ppo/final --json`,
+    )
+    .action(async (opts: { config: string; set: string[]; policy: string[]; samples: number; json?: boolean }) => {
+      const loaded = await loadConfigFrom(opts);
+      const { runEval, evaluationTable } = await import('../stages/eval.js');
+      const { dir, results } = await runEval(loaded, opts.policy);
+      if (opts.json) {
+        console.log(JSON.stringify(results.map((r) => ({ ...r, samples: r.samples.slice(0, opts.samples) }))));
+        return;
+      }
+      console.log(evaluationTable(results));
+      for (const r of results) {
+        console.log(`\n${r.policy}`);
+        for (const x of r.samples.slice(0, opts.samples)) {
+          console.log(`  ${JSON.stringify(x.prompt + x.response)}  proxy ${x.proxy_reward.toFixed(2)}${x.gold_score !== undefined ? ` gold ${x.gold_score.toFixed(2)}` : ''}`);
+        }
+      }
+      console.log(`\nresults → ${dir}/results.json`);
+    });
+
   configOptions(program.command('sample'), false)
     .description('generate text from a checkpoint (a directory, or a stage of a config)')
     .option('--checkpoint <dir>', 'checkpoint directory (default: newest completed LM stage of --config)')

@@ -1,0 +1,186 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { CheckpointError, loadCheckpoint, readCheckpointMeta } from '../checkpoint/checkpoint.js';
+import { ConfigError, type LoadedConfig } from '../config/load.js';
+import type { DataSource, EvalConfig } from '../config/schema.js';
+import { loadPrompts } from '../data/prompts.js';
+import { disposeParams } from '../model/gpt.js';
+import { readHost, responseLogprobs, rewardScores, sampleEpisodes } from '../ppo/rollout.js';
+import { IDENTITY_NORM, type RewardNorm } from '../reward/score.js';
+import { readManifest, StageRun, stageDir } from '../run/stage.js';
+import { stopTokenIds } from '../sample/stops.js';
+import { getTask } from '../tasks/index.js';
+import { Rng } from '../util/rng.js';
+import { parentCheckpoint } from './sft.js';
+
+export interface PolicyEvaluation {
+  policy: string;
+  /** Mean normalised reward-model score. */
+  proxy_reward: number;
+  /** Mean gold score, when the prompts come from a task. */
+  gold_score?: number;
+  /** Monte-Carlo KL to the reference: mean over samples of Σ_t log π(y_t) − log π_ref(y_t). */
+  kl: number;
+  response_length: number;
+  distinct_1: number;
+  distinct_2: number;
+  samples: { prompt: string; response: string; proxy_reward: number; gold_score?: number }[];
+}
+
+/** Fraction of distinct word n-grams among all n-grams of the responses (diversity; low = repetitive/collapsed). */
+export function distinctN(responses: readonly string[], n: number): number {
+  const seen = new Set<string>();
+  let total = 0;
+  for (const r of responses) {
+    const words = r.split(/\s+/).filter(Boolean);
+    for (let i = 0; i + n <= words.length; i++) {
+      seen.add(words.slice(i, i + n).join(' '));
+      total++;
+    }
+  }
+  return total ? seen.size / total : 0;
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
+}
+
+interface EvalSetup {
+  settings: EvalConfig;
+  prompts: string[];
+  task?: string;
+  rewardDir: string;
+  referenceDir: string;
+}
+
+function setup(loaded: LoadedConfig): EvalSetup {
+  const { config, file } = loaded;
+  const settings: EvalConfig = config.eval ?? { num_prompts: 64, samples_per_prompt: 1, seed: 123, max_new_tokens: 32, temperature: 1, top_k: 0, top_p: 1 };
+  const source: DataSource | undefined = settings.prompts ?? config.ppo?.prompts ?? config.label?.prompts;
+  if (!source) throw new ConfigError(`${file}: eval.prompts: no prompt set (set eval.prompts or ppo.prompts)`);
+  const all = loadPrompts(source);
+  const prompts = Array.from({ length: Math.min(settings.num_prompts, all.length) }, (_, i) => all[i]);
+  return {
+    settings,
+    prompts,
+    task: 'task' in source ? source.task : undefined,
+    rewardDir: parentCheckpoint(loaded, config.ppo?.reward_model, 'train-reward'),
+    referenceDir: parentCheckpoint(loaded, config.ppo?.policy, 'sft'),
+  };
+}
+
+/** The default policies to compare: SFT and every completed PPO stage's final. */
+export function defaultPolicies(loaded: LoadedConfig): string[] {
+  const root = path.join(loaded.config.run_dir, loaded.config.name);
+  const out = [path.join(stageDir(loaded.config, 'sft'), 'final')];
+  const ppoStages = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => d === 'ppo' || /^round-\d+$/.test(d)) : [];
+  for (const s of ppoStages.sort()) {
+    const dir = s === 'ppo' ? path.join(root, s) : path.join(root, s, 'ppo');
+    if (readManifest(dir)?.status === 'completed') out.push(path.join(dir, 'final'));
+  }
+  return out;
+}
+
+/**
+ * Scores policies on the same prompts with the same sampling seed: proxy
+ * reward, gold score, KL to the reference and diversity. Plotting gold against
+ * proxy as KL grows is how reward over-optimisation shows.
+ */
+export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string[]): PolicyEvaluation[] {
+  const s = setup(loaded);
+  for (const p of policies) readCheckpointMeta(p);
+  const reward = loadCheckpoint(s.rewardDir, { expectHead: 'score' });
+  const reference = loadCheckpoint(s.referenceDir, { expectHead: 'lm' });
+  const norm = (reward.meta.extra.reward_norm as RewardNorm | undefined) ?? IDENTITY_NORM;
+  const task = s.task ? getTask(s.task) : undefined;
+  try {
+    return policies.map((dir) => {
+      const policy = loadCheckpoint(dir, { expectHead: 'lm' });
+      try {
+        if (policy.meta.tokenizer_fingerprint !== reward.meta.tokenizer_fingerprint) {
+          throw new CheckpointError(`${dir}: tokenizer does not match the reward model's (${s.rewardDir})`);
+        }
+        const { tokenizer } = policy;
+        const rng = new Rng(`${s.settings.seed}:eval`);
+        const stopIds = stopTokenIds(tokenizer, task?.stopSequences ?? []);
+        const jobs = s.prompts.flatMap((p) => Array.from({ length: s.settings.samples_per_prompt }, () => p));
+        const samples: PolicyEvaluation['samples'] = [];
+        const kls: number[] = [];
+        const lengths: number[] = [];
+        for (let i = 0; i < jobs.length; i += 32) {
+          const texts = jobs.slice(i, i + 32);
+          const ids = texts.map((t) => {
+            const enc = tokenizer.encode(t);
+            return enc.length ? enc : [tokenizer.eosId];
+          });
+          const e = sampleEpisodes(policy.params, policy.meta.model, ids, tokenizer, { maxNewTokens: s.settings.max_new_tokens, temperature: s.settings.temperature, topK: s.settings.top_k, topP: s.settings.top_p, stopIds }, rng);
+          const logp = readHost(() => responseLogprobs(policy.params, policy.meta.model, e, s.settings.temperature).logp);
+          const refLogp = readHost(() => responseLogprobs(reference.params, reference.meta.model, e, s.settings.temperature).logp);
+          const scores = rewardScores(reward.params, reward.meta.model, e, norm, tokenizer);
+          e.responses.forEach((r, b) => {
+            let kl = 0;
+            for (let t = 0; t < r.length; t++) kl += logp[b * e.R + t] - refLogp[b * e.R + t];
+            kls.push(kl);
+            lengths.push(r.length);
+            const response = tokenizer.decode(r);
+            samples.push({ prompt: texts[b], response, proxy_reward: scores[b], ...(task ? { gold_score: task.goldScore(texts[b], response) } : {}) });
+          });
+        }
+        const responses = samples.map((x) => x.response);
+        return {
+          policy: dir,
+          proxy_reward: mean(samples.map((x) => x.proxy_reward)),
+          ...(task ? { gold_score: mean(samples.map((x) => x.gold_score!)) } : {}),
+          kl: mean(kls),
+          response_length: mean(lengths),
+          distinct_1: distinctN(responses, 1),
+          distinct_2: distinctN(responses, 2),
+          samples,
+        };
+      } finally {
+        disposeParams(policy.params);
+      }
+    });
+  } finally {
+    disposeParams(reward.params);
+    disposeParams(reference.params);
+  }
+}
+
+/** Fixed-width table of the evaluations, for the terminal. */
+export function evaluationTable(results: readonly PolicyEvaluation[]): string {
+  const cols = ['policy', 'proxy', 'gold', 'kl', 'length', 'distinct-1', 'distinct-2'];
+  const rows = results.map((r) => [
+    r.policy.split(path.sep).slice(-3).join('/'),
+    r.proxy_reward.toFixed(3),
+    r.gold_score !== undefined ? r.gold_score.toFixed(3) : '-',
+    r.kl.toFixed(3),
+    r.response_length.toFixed(1),
+    r.distinct_1.toFixed(3),
+    r.distinct_2.toFixed(3),
+  ]);
+  const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(cols), ...rows.map(line)].join('\n');
+}
+
+/** `rlhf eval`: evaluates, writes runs/<name>/eval/{results.json,samples.jsonl}, returns the results. */
+export async function runEval(loaded: LoadedConfig, policies?: string[]): Promise<{ dir: string; results: PolicyEvaluation[] }> {
+  const list = policies?.length ? policies : defaultPolicies(loaded);
+  const results = evaluatePolicies(loaded, list);
+  const run = StageRun.open(loaded.config, 'eval', { force: true, parents: list });
+  try {
+    const summary = results.map(({ samples, ...rest }) => rest);
+    fs.writeFileSync(path.join(run.dir, 'results.json'), JSON.stringify(summary, null, 2) + '\n');
+    fs.writeFileSync(path.join(run.dir, 'samples.jsonl'), results.flatMap((r) => r.samples.map((x) => JSON.stringify({ policy: r.policy, ...x }))).join('\n') + '\n');
+    results.forEach((r, i) => {
+      const { samples, policy, ...numbers } = r;
+      run.metrics(i, Object.fromEntries(Object.entries(numbers).filter(([, v]) => typeof v === 'number')) as Record<string, number>);
+    });
+    run.complete({ policies: summary });
+    return { dir: run.dir, results };
+  } catch (err) {
+    run.fail('failed', (err as Error).message);
+    throw err;
+  }
+}
