@@ -10,7 +10,7 @@ import { backendName, tf } from '../backend/tf.js';
 import { trainFlopsPerToken } from '../model/config.js';
 import { benchGeneration, type GenResult } from './generation.js';
 import { opTable, pct } from './opprofile.js';
-import { locateReference, ReferenceError, torchGenerate, torchTrain, type Reference, type TorchGenerate, type TorchTrain } from './reference.js';
+import { locateReference, ompWaitPolicy, ReferenceError, torchGenerate, torchTrain, type Reference, type TorchGenerate, type TorchTrain } from './reference.js';
 import { SHAPES, shapeByName, type BenchShape } from './shapes.js';
 import { benchTraining, type TrainResult } from './train.js';
 
@@ -163,7 +163,7 @@ function textReport(r: ShapeReport, a: Args): string {
       (b.nocacheLastForwardMs !== undefined ? ` | no-cache forward at full length ${ms(b.nocacheLastForwardMs)}` : ''),
   );
   if (r.torch || r.hf || r.refError) {
-    out.push('  reference  (PyTorch, 2 threads, same sitting)');
+    out.push(`  reference  (PyTorch, 2 threads, OMP_WAIT_POLICY=${ompWaitPolicy()}, same sitting)`);
     if (r.refError) out.push(`    unavailable: ${r.refError}`);
     if (r.torch) {
       const tg = (trainFlopsPerToken(c) * r.torch.tokens_per_s) / 1e9;
@@ -226,6 +226,7 @@ function jsonReport(r: ShapeReport): Record<string, unknown> {
   };
   if (r.torch || r.hf) {
     obj.reference = {
+      omp_wait_policy: ompWaitPolicy(),
       train_impl: r.torch?.impl,
       ms_per_step: r.torch?.ms_per_step,
       tokens_per_s: r.torch?.tokens_per_s,

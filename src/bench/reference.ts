@@ -65,8 +65,24 @@ export function locateReference(): Reference {
   return { python, trainScript, genScript };
 }
 
+/**
+ * OpenMP wait policy of the reference processes. libgomp's default busy-waiting
+ * collapses when other processes compete for the 2 cores (torch_gpt_bench.py at
+ * nanogpt-cpu: ~1,000 ms/step instead of ~100 ms at load average 3), while TensorFlow's
+ * thread pool degrades gracefully, which would make the ratios meaningless on a shared
+ * machine. So the references run with PASSIVE unless OMP_WAIT_POLICY is set.
+ */
+export function ompWaitPolicy(): string {
+  return process.env.OMP_WAIT_POLICY || 'PASSIVE';
+}
+
 function runJson<T>(python: string, script: string, args: string[]): T {
-  const r = spawnSync(python, [script, ...args], { encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 16 << 20 });
+  const r = spawnSync(python, [script, ...args], {
+    encoding: 'utf8',
+    timeout: 30 * 60_000,
+    maxBuffer: 16 << 20,
+    env: { ...process.env, OMP_WAIT_POLICY: ompWaitPolicy() },
+  });
   if (r.status !== 0) {
     const why = (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-3).join(' | ');
     throw new ReferenceError(`${script} failed: ${why}`);

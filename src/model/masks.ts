@@ -1,24 +1,27 @@
 import { tf, type Tensor2D } from '../backend/tf.js';
 
 const NEG = -1e9;
-const causalCache = new Map<string, Tensor2D>();
+const causalCache = new Map<number, Tensor2D>();
 
 /**
  * Causal additive bias [T, tPast + T] for queries at absolute positions
- * tPast … tPast+T−1. Built on the host once per shape and kept: uploading it
- * every step would cost more than the attention it masks.
+ * tPast … tPast+T−1: a slice of one [n, n] lower-triangular bias built on the
+ * host once per context size and kept (uploading it every step would cost more
+ * than the attention it masks; one tensor per size keeps memory flat however
+ * many shapes generation and PPO produce).
  */
 export function causalBias(T: number, tPast: number): Tensor2D {
-  const key = `${T}:${tPast}`;
-  let bias = causalCache.get(key);
-  if (!bias) {
-    const tk = tPast + T;
-    const values = new Float32Array(T * tk);
-    for (let q = 0; q < T; q++) for (let k = tPast + q + 1; k < tk; k++) values[q * tk + k] = NEG;
-    bias = tf.keep(tf.tensor2d(values, [T, tk]));
-    causalCache.set(key, bias);
+  const n = tPast + T;
+  let size = 64;
+  while (size < n) size *= 2;
+  let full = causalCache.get(size);
+  if (!full) {
+    const values = new Float32Array(size * size);
+    for (let q = 0; q < size; q++) for (let k = q + 1; k < size; k++) values[q * size + k] = NEG;
+    full = tf.keep(tf.tensor2d(values, [size, size]));
+    causalCache.set(size, full);
   }
-  return bias;
+  return full.slice([tPast, 0], [T, n]);
 }
 
 /**

@@ -184,6 +184,8 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
       );
       const done = it + 1;
       metrics.episode = done * cfg.rollout_batch_size;
+      // Live tensors after the iteration: flat from one iteration to the next, or something leaks.
+      metrics['debug/num_tensors'] = tf.memory().numTensors;
       run.metrics(done, metrics);
       run.logger.info({ iteration: done, ...metrics }, 'ppo');
       progress.update(done, {
