@@ -167,6 +167,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   let last: Record<string, number> = {};
   try {
     for (let it = startIteration; it < cfg.iterations; it++) {
+      await new Promise((resolve) => setImmediate(resolve));
       if (stopFlag.raised) throw new InterruptedError(`interrupted at iteration ${it}; continue with --resume`);
       const batch = Array.from({ length: cfg.rollout_batch_size }, () => rng.int(encodedPrompts.length));
       const metrics = ppoIteration(

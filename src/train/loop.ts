@@ -67,6 +67,8 @@ export async function trainLoop(t: TrainingLoop): Promise<Record<string, number>
   try {
     for (let step = t.startStep; step < s.max_steps; step++) {
       if (stop.raised) throw new InterruptedError(`interrupted at step ${step}; continue with --resume`);
+      // Let the event loop breathe (signals, progress redraws, test runners' heartbeats).
+      if (step % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
       const lr = learningRate(s, step);
       const { loss, gradNorm } = optimizerStep(t.params, t.optimizer, t.microBatches(step), lr, s.grad_clip);
       if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step + 1}; lower the learning rate`);
