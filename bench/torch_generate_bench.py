@@ -13,7 +13,8 @@ Setup (CPU wheels come from the pip index configured on this machine; no interne
     python3 -m venv /tmp/ref
     /tmp/ref/bin/pip install --retries 0 --timeout 3 torch==2.13.0 transformers
     (measured with torch 2.13.0+cpu and transformers 5.18.0)
-The bench finds this interpreter through env RLHF_REF_PYTHON (default /tmp/ref/bin/python).
+The bench finds this interpreter through env RLHF_REF_PYTHON (default /tmp/ref/bin/python),
+and runs it with OMP_WAIT_POLICY=PASSIVE unless that is set (see bench/README.md).
 
 Run:
     /tmp/ref/bin/python bench/torch_generate_bench.py --n_layer 4 --n_head 4 --d 128 --ctx 64
