@@ -1,7 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import path from 'node:path';
 import { loadConfig } from '../src/config/load.js';
-import { evaluatePolicies } from '../src/stages/eval.js';
+import fs from 'node:fs';
+import { defaultPolicies, evaluatePolicies } from '../src/stages/eval.js';
+import { runRounds } from '../src/stages/rounds.js';
 import { runLabel } from '../src/stages/label.js';
 import { runPpo } from '../src/stages/ppo.js';
 import { runPretrain } from '../src/stages/pretrain.js';
@@ -23,9 +25,11 @@ const config = {
   eval: { prompts: { task: 'randomwalks' }, num_prompts: 20, samples_per_prompt: 8, max_new_tokens: 20 },
 };
 
+const file = writeConfig(config);
+
 describe('RLHF on randomwalks (CI size)', () => {
   it('PPO raises the gold score of the walks over the SFT policy', async () => {
-    const loaded = loadConfig(writeConfig(config));
+    const loaded = loadConfig(file);
     await runPretrain(loaded);
     const sft = await runSft(loaded);
     await runLabel(loaded);
@@ -40,4 +44,22 @@ describe('RLHF on randomwalks (CI size)', () => {
     expect(after.proxy_reward).toBeGreaterThan(before.proxy_reward + 0.2);
     expect(after.kl).toBeLessThan(3);
   }, 600_000);
+
+  it('iterated RLHF: a second round labels the PPO policy, retrains the RM on all comparisons, continues PPO', async () => {
+    const loaded = loadConfig(file, ['ppo.rounds=2', 'label.num_prompts=60', 'train_reward.max_steps=20', 'ppo.iterations=3']);
+    const rounds = await runRounds(loaded);
+    expect(rounds.map((r) => r.round)).toEqual([1, 2]);
+    expect(rounds[0].ppo).toBe('skipped'); // round 1 completed above
+    const root = path.join(path.dirname(file), 'runs', 'ci-randomwalks', 'round-2');
+    for (const stage of ['label', 'train-reward', 'ppo']) {
+      expect(JSON.parse(fs.readFileSync(path.join(root, stage, 'manifest.json'), 'utf8')).status, stage).toBe('completed');
+    }
+    const all = fs.readFileSync(path.join(root, 'comparisons-all.jsonl'), 'utf8').trim().split('\n');
+    expect(all).toHaveLength(600 + 60);
+    const ppoManifest = JSON.parse(fs.readFileSync(path.join(root, 'ppo', 'manifest.json'), 'utf8'));
+    const parents = ppoManifest.parents.map((p: { path: string }) => p.path);
+    expect(parents[0]).toBe(path.join(path.dirname(file), 'runs', 'ci-randomwalks', 'ppo', 'final'));
+    expect(readJsonl(path.join(root, 'ppo', 'metrics.jsonl'))).toHaveLength(3);
+    expect(defaultPolicies(loaded)).toHaveLength(3);
+  }, 300_000);
 });

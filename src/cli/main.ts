@@ -101,8 +101,15 @@ export function buildProgram(): Command {
       'rlhf ppo -c configs/sentiment.yaml',
       'rlhf ppo -c configs/sentiment.yaml --set ppo.kl_coef=0.2 --set ppo.iterations=100',
       'rlhf ppo -c configs/sentiment.yaml --resume        # continue after a crash or Ctrl-C',
+      'rlhf ppo -c configs/sentiment.yaml --set ppo.rounds=3   # iterated RLHF: label → train-reward → ppo again',
     ],
-    async (loaded, o) => (await import('../stages/ppo.js')).runPpo(loaded, o),
+    async (loaded, o) => {
+      if ((loaded.config.ppo?.rounds ?? 1) === 1) return (await import('../stages/ppo.js')).runPpo(loaded, o);
+      const rounds = await (await import('../stages/rounds.js')).runRounds(loaded, o);
+      for (const r of rounds) console.log(`round ${r.round}: ${r.ppo === 'skipped' ? 'already completed' : 'done'} → ${r.dir}`);
+      const last = rounds[rounds.length - 1];
+      return { finalPath: `${last.dir}/final`, metrics: last.ppo === 'skipped' ? {} : last.ppo.metrics };
+    },
   );
 
   stageOptions(configOptions(program.command('label'), true))
