@@ -1,6 +1,7 @@
 import { tf, type Tensor, type Tensor1D, type Tensor2D, type Tensor4D, type Variable } from '../backend/tf.js';
 import type { Rng } from '../util/rng.js';
 import { GptConfig, HeadKind, headDim } from './config.js';
+import { gelu, layerNorm } from './kernels.js';
 import { causalBias } from './masks.js';
 
 /**
@@ -35,8 +36,6 @@ export interface ForwardResult {
   hidden: Tensor2D;
   cache?: KVCache;
 }
-
-const LN_EPS = 1e-5;
 
 export function parameterShapes(cfg: GptConfig, head: HeadKind): Map<string, number[]> {
   const d = cfg.d_model;
@@ -90,17 +89,6 @@ export function validateConfig(cfg: GptConfig): void {
 
 export function disposeParams(params: Params): void {
   for (const v of params.values()) v.dispose();
-}
-
-function layerNorm(x: Tensor2D, gain: Tensor, bias: Tensor): Tensor2D {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return x.sub(mean).mul(tf.rsqrt(variance.add(LN_EPS))).mul(gain).add(bias) as Tensor2D;
-}
-
-/** GELU, tanh approximation (GPT-2's `gelu_new`). */
-export function gelu(x: Tensor): Tensor {
-  const inner = x.add(x.mul(x).mul(x).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
-  return x.mul(inner.tanh().add(1)).mul(0.5);
 }
 
 function linear(x: Tensor2D, params: Params, prefix: string): Tensor2D {

@@ -1,13 +1,9 @@
+import { sparseCrossEntropy } from './kernels.js';
 import { tf, type Scalar, type Tensor1D, type Tensor2D } from '../backend/tf.js';
 
-/**
- * Per-token cross-entropy −log softmax(logits)[target], [N, V] × [N] → [N].
- * logsumexp minus the picked logit: no [N, V] log-softmax is materialised twice.
- */
+/** Per-token cross-entropy −log softmax(logits)[target], [N, V] × [N] → [N]. */
 export function tokenNll(logits: Tensor2D, targets: Tensor1D): Tensor1D {
-  const vocab = logits.shape[1];
-  const picked = logits.mul(tf.oneHot(targets, vocab)).sum(-1);
-  return tf.logSumExp(logits, -1).sub(picked) as Tensor1D;
+  return sparseCrossEntropy(logits, targets);
 }
 
 /** Mean NLL over tokens, or over tokens with weight 1 when `weights` (0/1, [N]) is given. */
