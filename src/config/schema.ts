@@ -213,6 +213,8 @@ export const experimentSchema = z
     ppo: ppo.optional(),
     eval: evaluation.optional(),
     sample: sample.default({}),
+    /** Also write every stage's metrics as TensorBoard event files in <stage dir>/tensorboard/. */
+    tensorboard: z.boolean().default(false),
   })
   .strict();
 
