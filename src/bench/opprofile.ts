@@ -33,11 +33,16 @@ export async function profileKernels(f: () => void): Promise<Profiled> {
     return [] as never;
   });
   const wallMs = performance.now() - t0;
-  const kernels = info.kernels.map((k) => ({
-    name: k.name,
-    shapes: fmtShapes(k.inputShapes as (number[] | null)[]),
-    ms: Number(k.kernelTimeMs) || 0,
-  }));
+  // tf.customGrad functions are recorded too, under their scope name, with a time that
+  // includes the kernels they ran (recorded separately): keep registered kernels only.
+  const backend = tf.getBackend();
+  const kernels = info.kernels
+    .filter((k) => tf.getKernel(k.name, backend) !== undefined)
+    .map((k) => ({
+      name: k.name,
+      shapes: fmtShapes(k.inputShapes as (number[] | null)[]),
+      ms: Number(k.kernelTimeMs) || 0,
+    }));
   return { kernels, wallMs };
 }
 
