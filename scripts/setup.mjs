@@ -8,6 +8,7 @@
 //        offline  - libtensorflow from the tensorflow-cpu wheel on the pip index, addon built
 //                   from source against it (see "Measured facts" in the design notes).
 //   3. TypeScript compile.
+//   4. headless Chromium for the report test (Debian's `chromium` via apt-get, when missing and we are root).
 //
 // Plain Node ESM with no dependencies: it runs before node_modules exists.
 // Idempotent: a second run on the same machine takes a few seconds.
@@ -327,12 +328,42 @@ async function ensureNativeBackend() {
   );
 }
 
-// ---------------------------------------------------------------- 3. compile, 4. summary
+// ---------------------------------------------------------------- 3. compile, 4. chromium, 5. summary
 
 async function compile() {
   log('compiling TypeScript');
   const tsc = await run(join(BIN_DIR, 'tsc'), ['-p', 'tsconfig.json'], { quiet: false });
   if (tsc.code !== 0) throw new SetupError(`TypeScript compile failed (exit ${tsc.code ?? tsc.error?.message})`);
+}
+
+// The report test (tests/report.test.ts) opens `rlhf report`'s page in headless Chromium.
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const APT_TIMEOUT_MS = 900_000;
+
+/** Installs Debian's chromium when it is missing and this is a root shell with apt-get; otherwise says what to do. */
+async function ensureChromium() {
+  if (existsSync(CHROMIUM)) {
+    log(`chromium: ${CHROMIUM} present`);
+    return;
+  }
+  const manual = 'the report test will fail until it is installed (apt-get install -y chromium, or set CHROMIUM_PATH)';
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (process.platform !== 'linux' || !which('apt-get') || !isRoot) {
+    const why = process.platform !== 'linux' || !which('apt-get') ? 'no apt-get here' : 'not root, so not installing it';
+    log(`chromium: ${CHROMIUM} missing (${why}); ${manual}`);
+    return;
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  log('chromium: installing Debian\'s chromium for the report test (apt-get update && apt-get install -y chromium)');
+  const update = await run('apt-get', ['update'], { env, timeoutMs: APT_TIMEOUT_MS });
+  if (update.code !== 0) log(`chromium: apt-get update failed (exit ${update.code ?? update.error?.message}); trying the install anyway`);
+  const install = await run('apt-get', ['install', '-y', 'chromium'], { env, timeoutMs: APT_TIMEOUT_MS });
+  if (install.code === 0 && existsSync(CHROMIUM)) {
+    log(`chromium: installed ${CHROMIUM}`);
+    return;
+  }
+  const why = install.timedOut ? `timed out after ${seconds(APT_TIMEOUT_MS)}` : `exit ${install.code ?? install.error?.message}`;
+  log(`chromium: apt-get install chromium failed (${why}); ${manual}\n${tail(install.output)}`);
 }
 
 // Best of 10 timed runs after a warm-up, to damp noise from other processes on the machine.
@@ -372,6 +403,7 @@ async function main() {
   await timed('dependencies', installDependencies);
   const route = await timed('native backend', ensureNativeBackend);
   await timed('tsc', compile);
+  await timed('chromium', ensureChromium);
   const gflops = await matmulGflops();
   log(`done in ${seconds(Date.now() - t0)} (${timings.join(', ')})`);
   log(`backend tensorflow via the ${route} route; 1024x1024 float32 matmul ${gflops} GFLOP/s`);
