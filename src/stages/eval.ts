@@ -88,7 +88,6 @@ export function defaultPolicies(loaded: LoadedConfig): string[] {
  */
 export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string[]): PolicyEvaluation[] {
   const s = setup(loaded);
-  for (const p of policies) readCheckpointMeta(p);
   const reward = loadCheckpoint(s.rewardDir, { expectHead: 'score' });
   const reference = loadCheckpoint(s.referenceDir, { expectHead: 'lm' });
   const norm = (reward.meta.extra.reward_norm as RewardNorm | undefined) ?? IDENTITY_NORM;
@@ -167,9 +166,10 @@ export function evaluationTable(results: readonly PolicyEvaluation[]): string {
 /** `rlhf eval`: evaluates, writes runs/<name>/eval/{results.json,samples.jsonl}, returns the results. */
 export async function runEval(loaded: LoadedConfig, policies?: string[]): Promise<{ dir: string; results: PolicyEvaluation[] }> {
   const list = policies?.length ? policies : defaultPolicies(loaded);
-  const results = evaluatePolicies(loaded, list);
+  for (const p of list) readCheckpointMeta(p);
   const run = StageRun.open(loaded.config, 'eval', { force: true, parents: list });
   try {
+    const results = evaluatePolicies(loaded, list);
     const summary = results.map(({ samples, ...rest }) => rest);
     fs.writeFileSync(path.join(run.dir, 'results.json'), JSON.stringify(summary, null, 2) + '\n');
     fs.writeFileSync(path.join(run.dir, 'samples.jsonl'), results.flatMap((r) => r.samples.map((x) => JSON.stringify({ policy: r.policy, ...x }))).join('\n') + '\n');
