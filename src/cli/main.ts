@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
  */
 
 /** Errors caused by the user's input: one line on stderr, exit code 2, no stack. */
-const USER_ERRORS = new Set(['ConfigError', 'DataError', 'CheckpointError', 'StageStateError', 'BackendError', 'InterruptedError', 'UsageError']);
+const USER_ERRORS = new Set(['ConfigError', 'DataError', 'CheckpointError', 'StageStateError', 'BackendError', 'InterruptedError', 'UsageError', 'StageLockError', 'WorkflowError', 'VerifyError']);
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -196,6 +196,173 @@ Examples:
         if (opts.json) console.log(JSON.stringify(row));
         else console.log(`--- prompt ${row.prompt_index + 1}, sample ${row.sample_index + 1}${row.finished ? '' : ' (max length)'}\n${row.prompt}${row.completion}`);
       }
+    });
+
+  program
+    .command('report')
+    .description('write one self-contained HTML page (charts, configs, manifests, samples) for a run directory and print a summary')
+    .argument('<run_dir>', 'run directory (runs/<name>), or one stage directory')
+    .option('--out <file>', 'HTML file to write (default: RUN_DIR/report.html)')
+    .option('--samples <n>', 'eval samples shown per policy', intArg('--samples'), 4)
+    .option('--json', 'print the summary as JSON')
+    .addHelpText(
+      'after',
+      `
+The page needs no network: charts are Vega-Lite rendered to inline SVG when the report is
+built. The summary lists each stage's status, wall time and key final metrics (NO_COLOR
+turns colour off).
+
+Examples:
+  rlhf report runs/sentiment
+  rlhf report runs/sentiment --out /tmp/sentiment.html --samples 8
+  rlhf report runs/sentiment --json | jq '.stages[] | {stage, status}'`,
+    )
+    .action(async (runDir: string, opts: { out?: string; samples: number; json?: boolean }) => {
+      if (opts.samples < 0) throw new UsageError('--samples must be >= 0');
+      const { buildReport } = await import('../report/report.js');
+      const { summaryText, useColor } = await import('../report/summary.js');
+      const { summary } = await buildReport(runDir, { out: opts.out, samplesPerPolicy: opts.samples });
+      if (opts.json) console.log(JSON.stringify(summary));
+      else console.log(`${summaryText(summary, useColor(process.stdout))}\n\nreport → ${summary.report}`);
+    });
+
+  configOptions(program.command('pipeline'), true)
+    .description('run the stages in order (pretrain → sft → label → train-reward → ppo → rounds → eval), skipping those whose inputs are unchanged')
+    .option('--from <stage>', 'start at this stage (earlier stages are used as they are)')
+    .option('--until <stage>', 'stop after this stage')
+    .option('--dry-run', 'print the plan (run or skip, and why) and run nothing')
+    .option('--force', 're-run every selected stage')
+    .option('--reuse <run_dir>', 'link stages whose inputs equal a completed stage of that run instead of re-running them (rlhf sweep uses this)')
+    .option('--json', 'print the plan and outcome as one JSON object (progress goes to stderr)')
+    .addHelpText(
+      'after',
+      `
+A stage is skipped when it completed before with the same input hash: its config section,
+seed/tokenizer/model, and the content of the checkpoints and data it reads (recorded in its
+manifest.json). A changed stage re-runs, and so does every stage that reads its outputs.
+
+Examples:
+  rlhf pipeline -c configs/ci.yaml
+  rlhf pipeline -c configs/ci.yaml --set ppo.kl_coef=0.2 --dry-run   # ppo and eval would re-run
+  rlhf pipeline -c configs/sentiment.yaml --until train-reward
+  rlhf pipeline -c configs/sentiment.yaml --from ppo --force --json`,
+    )
+    .action(async (opts: { config: string; set: string[]; from?: string; until?: string; dryRun?: boolean; force?: boolean; reuse?: string; json?: boolean }) => {
+      const loaded = await loadConfigFrom(opts);
+      const { runPipeline, formatPlan } = await import('../workflow/pipeline.js');
+      const say = opts.json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => console.log(line);
+      const { result, error } = await runPipeline(loaded, {
+        from: opts.from,
+        until: opts.until,
+        force: opts.force,
+        dryRun: opts.dryRun,
+        reuse: opts.reuse,
+        log: say,
+        onPlan: (plan) => say(`pipeline ${loaded.config.run_dir}/${loaded.config.name}${opts.dryRun ? ' (dry run: nothing is run)' : ''}:\n${formatPlan(plan)}`),
+      });
+      if (opts.json) console.log(JSON.stringify(result));
+      else if (!opts.dryRun) {
+        const count = (s: string) => result.stages.filter((x) => x.status === s).length;
+        const parts = [`${count('completed')} run`, `${count('skipped')} skipped`, ...(count('linked') ? [`${count('linked')} linked`] : []), ...(count('failed') ? [`${count('failed')} failed`] : [])];
+        say(`pipeline ${result.ok ? 'done' : 'stopped'} in ${result.wall_time_s.toFixed(1)} s: ${parts.join(', ')}`);
+      }
+      if (error !== undefined) throw error;
+    });
+
+  configOptions(program.command('sweep'), true)
+    .description('grid or random search over config keys; trials share the unchanged upstream stages and run as child processes')
+    .option('--grid <key=v1,v2>', 'values of a key (repeatable; all combinations); a YAML list for values with commas: key=[a, b]', collect, [] as string[])
+    .option('--random <n>', 'draw n random trials instead of the full grid', intArg('--random'))
+    .option('--range <key=lo:hi>', 'uniform range for --random (integers if lo and hi are; lo:hi:log for log-uniform; repeatable)', collect, [] as string[])
+    .option('--seed <n>', 'seed of the random draws', intArg('--seed'), 0)
+    .option('--jobs <n>', 'trials run at once, each a child process', intArg('--jobs'), 1)
+    .option('--stage <stage>', 'first stage that differs between trials (default: the earliest a swept key belongs to); earlier ones run once and are shared')
+    .option('--metric <name>', 'sort the summary by this metric, e.g. eval/gold_score, ppo/objective/kl (default: eval/gold_score, else eval/proxy_reward)')
+    .option('--minimize', 'lower --metric is better')
+    .option('--out <dir>', 'sweep directory (default: <run_dir>/<name>-sweep)')
+    .option('--print-commands', 'print one shell command per trial and run nothing (Slurm arrays, GNU parallel)')
+    .option('--json', 'print the result as one JSON object')
+    .addHelpText(
+      'after',
+      `
+Each trial is a full run directory <out>/trial-NNN/ whose shared stages are links to the base run
+(runs/<name>/); summary.csv and summary.md (sorted by --metric) are rewritten as trials finish;
+a failed trial is recorded with its exit code and last error line, and the others go on.
+
+Examples:
+  rlhf sweep -c configs/ci.yaml --grid ppo.kl_coef=0.02,0.05,0.1,0.2 --jobs 2
+  rlhf sweep -c configs/ci.yaml --random 8 --range ppo.lr=1e-5:1e-3:log --range ppo.ppo_epochs=1:4 --seed 1
+  rlhf sweep -c configs/sentiment.yaml --grid 'label.noise=[{type: none}, {type: flip, rate: 0.2}]' --metric eval/gold_score
+  rlhf sweep -c configs/ci.yaml --grid ppo.kl_coef=0.05,0.1 --print-commands > trials.txt   # then: parallel < trials.txt`,
+    )
+    .action(
+      async (opts: {
+        config: string;
+        set: string[];
+        grid: string[];
+        random?: number;
+        range: string[];
+        seed: number;
+        jobs: number;
+        stage?: string;
+        metric?: string;
+        minimize?: boolean;
+        out?: string;
+        printCommands?: boolean;
+        json?: boolean;
+      }) => {
+        const loaded = await loadConfigFrom(opts);
+        const fs = await import('node:fs');
+        const { runSweep, trialCommands } = await import('../workflow/sweep.js');
+        const { WorkflowError } = await import('../workflow/errors.js');
+        const result = await runSweep(loaded, opts.config, { ...opts, log: (line) => process.stderr.write(`${line}\n`) });
+        if (opts.printCommands) {
+          const commands = trialCommands(result);
+          if (opts.json) console.log(JSON.stringify({ sweep_dir: result.sweep_dir, base_run: result.base_run, commands }));
+          else for (const c of commands) console.log(c);
+          return;
+        }
+        if (opts.json) console.log(JSON.stringify(result));
+        else console.log(`${fs.readFileSync(result.summary_md, 'utf8')}\nsummary → ${result.summary_md} (and summary.csv)`);
+        if (result.failed > 0) throw new WorkflowError(`${result.failed} of ${result.trials.length} trials failed (see ${result.summary_md})`);
+      },
+    );
+
+  program
+    .command('verify')
+    .description('check a run: recorded hashes against the files on disk, then re-run every completed stage and compare metrics and checkpoints')
+    .argument('<run_dir>', 'run directory (runs/<name>)')
+    .option('--stage <stage>', 'only this stage directory (e.g. ppo, round-2/ppo)')
+    .option('--quick', 'integrity check only: recorded sha256s against the files (no re-run)')
+    .option('--keep', 'keep the temporary re-run directories')
+    .option('--json', 'print the result as one JSON object')
+    .addHelpText(
+      'after',
+      `
+Each stage is re-run from its own config.yaml in a temporary directory, reading the same
+parent checkpoints; metrics.jsonl must match line by line (wall-clock fields such as
+tokens_per_s, elapsed_s, time/*, debug/* aside) and every output file byte for byte.
+The first difference is named (file, line and field). Exit code 2 on any difference.
+
+Examples:
+  rlhf verify runs/ci
+  rlhf verify runs/ci --quick
+  rlhf verify runs/sentiment --stage ppo --json`,
+    )
+    .action(async (runDir: string, opts: { stage?: string; quick?: boolean; keep?: boolean; json?: boolean }) => {
+      const { verifyRun } = await import('../workflow/verify.js');
+      const { VerifyError } = await import('../workflow/errors.js');
+      const result = await verifyRun(runDir, { ...opts, log: (line) => process.stderr.write(`verify: ${line}\n`) });
+      if (opts.json) console.log(JSON.stringify(result));
+      else {
+        const width = Math.max(...result.stages.map((s) => s.stage.length));
+        for (const s of result.stages) {
+          const rerun = s.rerun === 'not run' ? '' : `  re-run ${s.rerun}${s.wall_time_s !== undefined ? ` (${s.wall_time_s.toFixed(1)} s)` : ''}`;
+          console.log(`  ${s.stage.padEnd(width)}  integrity ${s.integrity}${rerun}${s.note ? `  [${s.note}]` : ''}`);
+        }
+        if (result.ok) console.log(`verify: ${runDir} ${opts.quick ? 'matches its recorded hashes' : 'reproduces exactly'} (${result.wall_time_s.toFixed(1)} s)`);
+      }
+      if (!result.ok) throw new VerifyError(`verify failed: ${result.first_difference}`);
     });
 
   return program;

@@ -7,7 +7,9 @@ import { stringify as toYaml } from 'yaml';
 import { tf } from '../backend/tf.js';
 import { checkpointHash } from '../checkpoint/checkpoint.js';
 import type { ExperimentConfig } from '../config/schema.js';
+import { TensorBoardWriter } from '../report/tensorboard.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { acquireStageLock } from '../workflow/lock.js';
 
 /** The stage directory is in a state the requested run may not overwrite. */
 export class StageStateError extends Error {}
@@ -97,6 +99,10 @@ export class StageRun {
   private readonly startedMs = Date.now();
   private manifest: StageManifest;
   private readonly metricsFd: number;
+  /** Releases the stage directory's lock (see src/workflow/lock.ts); called when the run ends. */
+  private releaseLock?: () => void;
+  /** Mirrors metrics.jsonl as TensorBoard event files when the config has `tensorboard: true`. */
+  private tensorboard?: TensorBoardWriter;
 
   private constructor(
     readonly dir: string,
@@ -111,7 +117,24 @@ export class StageRun {
     this.metricsFd = fs.openSync(path.join(dir, 'metrics.jsonl'), 'a');
   }
 
+  /**
+   * Opens the stage directory for writing. A lock file (pid, O_EXCL) makes a
+   * second process writing the same directory refuse before it touches
+   * anything; the lock goes when the run completes or fails, or the process exits.
+   */
   static open(config: ExperimentConfig, stage: string, opts: OpenStageOptions = {}): StageRun {
+    const release = acquireStageLock(stageDir(config, stage));
+    try {
+      const run = StageRun.create(config, stage, opts);
+      run.releaseLock = release;
+      return run;
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  private static create(config: ExperimentConfig, stage: string, opts: OpenStageOptions): StageRun {
     const dir = stageDir(config, stage);
     const previous = readManifest(dir);
     if (opts.resume) {
@@ -137,6 +160,7 @@ export class StageRun {
       parents: (opts.parents ?? []).map((p) => ({ path: p, sha256: checkpointHash(p) })),
     };
     const run = new StageRun(dir, stage, manifest, opts.echoLogs ?? false);
+    if (config.tensorboard) run.tensorboard = TensorBoardWriter.open(path.join(dir, 'tensorboard'), run.logger);
     run.writeManifest();
     return run;
   }
@@ -148,6 +172,7 @@ export class StageRun {
   /** Appends one `{step, ...metrics}` line (synchronously: a crash keeps every line written). */
   metrics(step: number, values: Record<string, number>): void {
     fs.writeSync(this.metricsFd, JSON.stringify({ step, ...values }) + '\n');
+    this.tensorboard?.scalars(step, values);
   }
 
   checkpointPath(step: number): string {
@@ -196,6 +221,8 @@ export class StageRun {
     this.manifest.wall_time_s = (Date.now() - this.startedMs) / 1000;
     this.writeManifest();
     fs.closeSync(this.metricsFd);
+    this.tensorboard?.close();
     this.logger.flush();
+    this.releaseLock?.();
   }
 }
