@@ -7,6 +7,8 @@ export default defineConfig({
     // processes, two at a time to match the 2-core machine.
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // stage log lines still go to each run's log.jsonl; keep the test output readable
+    env: { RLHF_LOG_STDERR: '0' },
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

@@ -112,7 +112,8 @@ export class StageRun {
   ) {
     this.manifest = manifest;
     const streams: pino.StreamEntry[] = [{ stream: pino.destination({ dest: path.join(dir, 'log.jsonl'), sync: true, append: true }) }];
-    if (echoLogs) streams.push({ stream: pino.destination({ dest: 2, sync: true }) });
+    // RLHF_LOG_STDERR=0 keeps stderr quiet (the test suite sets it); log.jsonl is always written.
+    if (echoLogs && process.env.RLHF_LOG_STDERR !== '0') streams.push({ stream: pino.destination({ dest: 2, sync: true }) });
     this.logger = pino({ base: { stage }, level: 'info' }, pino.multistream(streams));
     this.metricsFd = fs.openSync(path.join(dir, 'metrics.jsonl'), 'a');
   }
