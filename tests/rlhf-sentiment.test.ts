@@ -150,6 +150,32 @@ describe('RLHF on sentiment (CI size)', () => {
     expect(wb.equals(wa)).toBe(true);
   });
 
+  it('runs every PPO option together: shared value head, k3, adaptive KL, PPO-ptx, EMA, early stop, penalties, whitening, entropy', async () => {
+    const options = loadConfig(file, [
+      'ppo.iterations=2',
+      'ppo.value_model=policy_head',
+      'ppo.kl_estimator=k3',
+      'ppo.adaptive_kl={target: 0.5, horizon: 100}',
+      'ppo.ptx_coef=0.1',
+      'ppo.ema_decay=0.9',
+      'ppo.early_stop_kl=0.5',
+      'ppo.missing_eos_penalty=-1',
+      'ppo.reward_clip=3',
+      'ppo.whiten_rewards=true',
+      'ppo.ent_coef=0.01',
+    ]);
+    const result = await runPpo(options, { stage: 'ppo-options' });
+    const rows = readJsonl(path.join(result.dir, 'metrics.jsonl'));
+    expect(rows).toHaveLength(2);
+    // the adaptive controller moved β away from its initial value after iteration 1
+    expect(rows[0]['objective/kl_coef']).toBe(0.1);
+    expect(rows[1]['objective/kl_coef']).not.toBe(0.1);
+    for (const r of rows) for (const [k, v] of Object.entries(r)) expect(Number.isFinite(v), k).toBe(true);
+    expect(fs.existsSync(path.join(result.dir, 'final-ema', 'model.weights.bin'))).toBe(true);
+    const policyHead = JSON.parse(fs.readFileSync(path.join(result.finalPath, 'model.json'), 'utf8'));
+    expect(policyHead.weightsManifest[0].weights.map((w: { name: string }) => w.name)).toContain('score.weight');
+  });
+
   it('refuses a reward model whose tokenizer does not match the policy', async () => {
     const otherTokenizer = writeConfig({ ...config, name: 'other', tokenizer: { type: 'bpe', vocab_size: 300 }, pretrain: { ...config.pretrain, max_steps: 1, warmup_steps: 0 } });
     const other = await runPretrain(loadConfig(otherTokenizer));
