@@ -66,14 +66,18 @@ export function locateReference(): Reference {
 }
 
 /**
- * OpenMP wait policy of the reference processes. libgomp's default busy-waiting
- * collapses when other processes compete for the 2 cores (torch_gpt_bench.py at
- * nanogpt-cpu: ~1,000 ms/step instead of ~100 ms at load average 3), while TensorFlow's
- * thread pool degrades gracefully, which would make the ratios meaningless on a shared
- * machine. So the references run with PASSIVE unless OMP_WAIT_POLICY is set.
+ * OpenMP wait policy of the reference processes: torch's own default (libgomp
+ * busy-waits) unless OMP_WAIT_POLICY is set. The default is the fair comparison
+ * on an idle machine (torch_gpt_bench.py at nanogpt-cpu: ~54 ms/step, against ~99 ms
+ * with PASSIVE); on a loaded machine busy-waiting collapses (~1,000 ms/step at load
+ * average 3), so set OMP_WAIT_POLICY=PASSIVE there and say so next to the numbers.
  */
 export function ompWaitPolicy(): string {
-  return process.env.OMP_WAIT_POLICY || 'PASSIVE';
+  return process.env.OMP_WAIT_POLICY || 'default';
+}
+
+function referenceEnv(): NodeJS.ProcessEnv {
+  return process.env.OMP_WAIT_POLICY ? process.env : { ...process.env, OMP_WAIT_POLICY: undefined };
 }
 
 function runJson<T>(python: string, script: string, args: string[]): T {
@@ -81,7 +85,7 @@ function runJson<T>(python: string, script: string, args: string[]): T {
     encoding: 'utf8',
     timeout: 30 * 60_000,
     maxBuffer: 16 << 20,
-    env: { ...process.env, OMP_WAIT_POLICY: ompWaitPolicy() },
+    env: referenceEnv(),
   });
   if (r.status !== 0) {
     const why = (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-3).join(' | ');
