@@ -296,21 +296,7 @@ Examples:
   rlhf sweep -c configs/ci.yaml --grid ppo.kl_coef=0.05,0.1 --print-commands > trials.txt   # then: parallel < trials.txt`,
     )
     .action(
-      async (opts: {
-        config: string;
-        set: string[];
-        grid: string[];
-        random?: number;
-        range: string[];
-        seed: number;
-        jobs: number;
-        stage?: string;
-        metric?: string;
-        minimize?: boolean;
-        out?: string;
-        printCommands?: boolean;
-        json?: boolean;
-      }) => {
+      async (opts: import('../workflow/sweep.js').SweepOptions & { config: string; json?: boolean }) => {
         const loaded = await loadConfigFrom(opts);
         const fs = await import('node:fs');
         const { runSweep, trialCommands } = await import('../workflow/sweep.js');
