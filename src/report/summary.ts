@@ -1,4 +1,4 @@
-import { finalValues, policyLabel, type RunData, type StageData } from './rundir.js';
+import { finalValues, policyLabel, type EvalResult, type RunData, type StageData } from './rundir.js';
 
 /**
  * The compact per-stage summary: status, wall time and the key final metrics of
@@ -27,15 +27,8 @@ export interface StageSummary {
   error?: string;
 }
 
-export interface PolicySummary {
-  policy: string;
-  proxy_reward: number;
-  gold_score?: number;
-  kl: number;
-  response_length?: number;
-  distinct_1?: number;
-  distinct_2?: number;
-}
+/** One policy's row of the eval results (results.json). */
+export type PolicySummary = EvalResult;
 
 export interface RunSummary {
   run: string;
