@@ -5,8 +5,20 @@ import { readJsonl } from './jsonl.js';
 
 const promptRecord = z.object({ prompt: z.string() }).passthrough();
 
+/** A prompt and where it came from (file:line, or the task's prompt number), for error messages. */
+export interface SourcedPrompt {
+  text: string;
+  source: string;
+}
+
 /** RL prompts: a task's prompt set, or `{"prompt": …}` lines of a JSONL file (file:line errors). */
+export function loadSourcedPrompts(source: DataSource): SourcedPrompt[] {
+  if ('path' in source) return readJsonl(source.path, promptRecord).map((r) => ({ text: r.value.prompt, source: `${source.path}:${r.line}` }));
+  return getTask(source.task)
+    .rlPrompts()
+    .map((text, i) => ({ text, source: `task ${source.task}, RL prompt ${i + 1}` }));
+}
+
 export function loadPrompts(source: DataSource): string[] {
-  if ('task' in source) return getTask(source.task).rlPrompts();
-  return readJsonl(source.path, promptRecord).map((r) => r.value.prompt);
+  return loadSourcedPrompts(source).map((p) => p.text);
 }

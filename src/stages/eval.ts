@@ -8,7 +8,7 @@ import { disposeParams } from '../model/gpt.js';
 import { readHost, responseLogprobs, rewardScores, sampleEpisodes } from '../ppo/rollout.js';
 import { IDENTITY_NORM, type RewardNorm } from '../reward/score.js';
 import { readManifest, StageRun, stageDir } from '../run/stage.js';
-import { stopTokenIds } from '../sample/stops.js';
+import { encodePrompt, stopTokenIds } from '../sample/tokens.js';
 import { getTask } from '../tasks/index.js';
 import { Rng } from '../util/rng.js';
 import { parentCheckpoint } from './sft.js';
@@ -108,10 +108,7 @@ export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string
         const lengths: number[] = [];
         for (let i = 0; i < jobs.length; i += 32) {
           const texts = jobs.slice(i, i + 32);
-          const ids = texts.map((t) => {
-            const enc = tokenizer.encode(t);
-            return enc.length ? enc : [tokenizer.eosId];
-          });
+          const ids = texts.map((t) => encodePrompt(tokenizer, t));
           const e = sampleEpisodes(policy.params, policy.meta.model, ids, tokenizer, { maxNewTokens: s.settings.max_new_tokens, temperature: s.settings.temperature, topK: s.settings.top_k, topP: s.settings.top_p, stopIds }, rng);
           const logp = readHost(() => responseLogprobs(policy.params, policy.meta.model, e, s.settings.temperature).logp);
           const refLogp = readHost(() => responseLogprobs(reference.params, reference.meta.model, e, s.settings.temperature).logp);

@@ -5,9 +5,10 @@ import type { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
 import { CheckpointError, checkpointHash, loadCheckpoint, readCheckpointMeta } from '../checkpoint/checkpoint.js';
 import { ConfigError, type LoadedConfig } from '../config/load.js';
-import type { DataSource, LabelConfig } from '../config/schema.js';
+import type { LabelConfig } from '../config/schema.js';
 import { DataError } from '../data/corpus.js';
 import { appendJsonl, readJsonl } from '../data/jsonl.js';
+import { loadSourcedPrompts, type SourcedPrompt } from '../data/prompts.js';
 import { COMPARISONS_FILE, SKIPPED_FILE, comparisonSchema, type Comparison } from '../label/comparisons.js';
 import { goldLabeler, goldLabelerName, goldRanking, humanLabeler, type Labeler } from '../label/labelers.js';
 import type { GptConfig } from '../model/config.js';
@@ -15,6 +16,7 @@ import { disposeParams, type Params } from '../model/gpt.js';
 import { createProgress, progressEnabled } from '../run/progress.js';
 import { readManifest, StageRun, StageStateError, stageDir } from '../run/stage.js';
 import { generate, type SamplingOptions } from '../sample/generate.js';
+import { encodePrompt, stopTokenIds } from '../sample/tokens.js';
 import { getTask, type Task } from '../tasks/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { InterruptedError } from '../train/loop.js';
@@ -70,11 +72,6 @@ export interface LabelResult {
   metrics: Record<string, number>;
 }
 
-interface LabelPrompt {
-  text: string;
-  source: string;
-}
-
 interface SkipRecord {
   prompt_index: number;
   prompt: string;
@@ -108,16 +105,6 @@ interface LabelSettings {
 const SETTINGS_FILE = 'settings.json';
 /** Extra sampling rounds for responses that came out empty before a prompt is given up ("no_responses"). */
 const EMPTY_RETRIES = 4;
-
-function loadLabelPrompts(source: DataSource): LabelPrompt[] {
-  if ('path' in source) {
-    const schema = z.object({ prompt: z.string() });
-    return readJsonl(source.path, schema).map((r) => ({ text: r.value.prompt, source: `${source.path}:${r.line}` }));
-  }
-  return getTask(source.task)
-    .rlPrompts()
-    .map((text, i) => ({ text, source: `task ${source.task}, RL prompt ${i + 1}` }));
-}
 
 function taskOrConfigError(name: string, key: string, file: string): Task {
   try {
@@ -174,7 +161,7 @@ function readRecords<T>(file: string, schema: z.ZodType<T> | ((json: unknown) =>
  * Reads what an unfinished run recorded, checking it against the prompts and
  * settings: every prompt index 0 … m−1 exactly once, prompts and K matching.
  */
-function readRecorded(dir: string, prompts: readonly LabelPrompt[], k: number): Entry[] {
+function readRecorded(dir: string, prompts: readonly SourcedPrompt[], k: number): Entry[] {
   const entries: (Entry | undefined)[] = [];
   const put = (index: number, entry: Entry, where: string, prompt: string): void => {
     if (entries[index]) throw new DataError(`${where}: prompt ${index + 1} is recorded twice (in ${COMPARISONS_FILE} or ${SKIPPED_FILE}); remove one line`);
@@ -243,17 +230,13 @@ function sampleBatch(
   const rows: number[] = [];
   for (let i = start; i < end; i++) for (let s = 0; s < cfg.k; s++) rows.push(i);
   // Single-token stop sequences end generation early; longer ones are cut from the text.
-  const stopIds = new Set([tokenizer.eosId]);
-  for (const s of stops) {
-    const ids = tokenizer.encode(s);
-    if (ids.length === 1 && tokenizer.decode(ids) === s) stopIds.add(ids[0]);
-  }
+  const stopIds = stopTokenIds(tokenizer, stops);
   const opts: SamplingOptions = {
     maxNewTokens: cfg.max_new_tokens,
     temperature: cfg.temperature,
     topK: cfg.top_k,
     topP: cfg.top_p,
-    stopIds: [...stopIds],
+    stopIds,
   };
   const decode = (ids: number[]): string => {
     const body = ids.length && ids[ids.length - 1] === tokenizer.eosId ? ids.slice(0, -1) : ids;
@@ -345,7 +328,7 @@ export async function runLabel(loaded: LoadedConfig, opts: LabelOptions = {}): P
   const meta = readCheckpointMeta(policyDir);
   if (meta.head !== 'lm') throw new CheckpointError(`${policyDir}: holds a "${meta.head}" model; label.policy must be a language model`);
 
-  const prompts = loadLabelPrompts(cfg.prompts);
+  const prompts = loadSourcedPrompts(cfg.prompts);
   const total = cfg.num_prompts;
   const labelerName = goldName ? goldLabelerName(goldName, cfg.noise) : cfg.labeler;
   const settings: LabelSettings = {
@@ -377,11 +360,11 @@ export async function runLabel(loaded: LoadedConfig, opts: LabelOptions = {}): P
     try {
       const context = policy.model.context_length;
       const encoded = prompts.map((p, i) => {
-        const ids = policy.tokenizer.encode(p.text);
+        const ids = encodePrompt(policy.tokenizer, p.text);
         if (ids.length >= context && i < total) {
           throw new DataError(`${p.source}: prompt is ${ids.length} tokens; the policy's context_length ${context} leaves no room for a response`);
         }
-        return ids.length ? ids : [policy.tokenizer.eosId];
+        return ids;
       });
       made =
         opts.labeler ??

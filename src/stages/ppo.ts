@@ -11,7 +11,7 @@ import { ppoIteration, type PpoModels } from '../ppo/trainer.js';
 import { IDENTITY_NORM, addScalarHead, type RewardNorm } from '../reward/score.js';
 import { createProgress, progressEnabled } from '../run/progress.js';
 import { latestCheckpoint, StageRun, StageStateError, stageDir } from '../run/stage.js';
-import { stopTokenIds } from '../sample/stops.js';
+import { encodePrompt, stopTokenIds } from '../sample/tokens.js';
 import { getTask } from '../tasks/index.js';
 import { tokenizerFingerprint, type Tokenizer } from '../tokenizer/index.js';
 import { AdamW } from '../train/adamw.js';
@@ -129,10 +129,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     run.logger.info({ iteration: startIteration, checkpoint: resumeFrom!.path }, 'resumed');
   }
 
-  const encodedPrompts = prompts.map((p) => {
-    const ids = tokenizer.encode(p);
-    return ids.length ? ids : [tokenizer.eosId];
-  });
+  const encodedPrompts = prompts.map((p) => encodePrompt(tokenizer, p));
   const stops = cfg.stop_sequences ?? (task ? (getTask(task).stopSequences ?? []) : []);
   const stopIds = stopTokenIds(tokenizer, stops);
   const gold = task ? getTask(task).goldScore.bind(getTask(task)) : undefined;

@@ -5,6 +5,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { disposeParams } from '../model/gpt.js';
 import { readManifest, stageDir } from '../run/stage.js';
 import { generate } from '../sample/generate.js';
+import { encodePrompt } from '../sample/tokens.js';
 import { Rng } from '../util/rng.js';
 
 /** Stages whose `final/` holds a language model, newest first: the default checkpoint to sample. */
@@ -63,10 +64,7 @@ export function sampleCheckpoint(req: SampleRequest): SampleRow[] {
   try {
     const rng = new Rng(req.seed);
     const jobs = req.prompts.flatMap((prompt, p) => Array.from({ length: req.num }, (_, s) => ({ prompt, p, s })));
-    const ids = jobs.map((j) => {
-      const enc = tokenizer.encode(j.prompt);
-      return enc.length ? enc : [tokenizer.eosId];
-    });
+    const ids = jobs.map((j) => encodePrompt(tokenizer, j.prompt));
     const out = generate(
       params,
       meta.model,

@@ -8,7 +8,7 @@ import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
 import { pairwiseLoss } from '../reward/loss.js';
 import { addScalarHead, normalisationFor, padRows, rewardInput, scoreRows } from '../reward/score.js';
-import { stopTokenIds } from '../sample/stops.js';
+import { stopTokenIds } from '../sample/tokens.js';
 import type { DataSource } from '../config/schema.js';
 import { stageDir } from '../run/stage.js';
 import { generate } from '../sample/generate.js';
