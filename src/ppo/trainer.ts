@@ -12,6 +12,7 @@ import { computeAdvantages } from './advantages.js';
 import type { KlController } from './kl-controller.js';
 import { entropyFromLogits, policyLoss, valueLoss } from './losses.js';
 import { readHost, responseLogprobs, responseValues, rewardScores, sampleEpisodes, selectEpisodes, type Episodes } from './rollout.js';
+import { mean } from '../util/arrays.js';
 
 /** Everything one PPO run holds. The value model is either separate or the policy itself (with a `score` head). */
 export interface PpoModels {
@@ -44,12 +45,6 @@ export interface IterationInput {
 }
 
 type Stats = Record<string, number>;
-
-function mean(xs: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < xs.length; i++) s += xs[i];
-  return xs.length ? s / xs.length : 0;
-}
 
 /**
  * One PPO iteration: rollout with the KV cache, rewards (normalised RM score
@@ -157,14 +152,19 @@ function update(
       for (let k = 0; k < mini.length; k += micro) {
         const rows = mini.slice(k, k + micro);
         const e = selectEpisodes(episodes, rows);
-        const mask = () => tf.tensor1d(e.responseMask);
+        // Host slices of this micro-batch, uploaded inside each loss closure (which runs under the gradient tape's tidy).
+        const oldLogpRows = rowsOf(oldLogp, rows);
+        const advantageRows = rowsOf(advantages, rows);
+        const oldValueRows = rowsOf(oldValues, rows);
+        const returnRows = rowsOf(returns, rows);
         const pgTerm = (): Scalar => {
+          const mask = tf.tensor1d(e.responseMask);
           const { logp, logits } = responseLogprobs(m.policy, cfg, e, s.temperature);
-          const pg = policyLoss(logp, tf.tensor1d(rowsOf(oldLogp, rows)), tf.tensor1d(rowsOf(advantages, rows)), mask(), s.cliprange);
+          const pg = policyLoss(logp, tf.tensor1d(oldLogpRows), tf.tensor1d(advantageRows), mask, s.cliprange);
           kept.push(tf.keep(tf.stack([pg.loss, pg.clipfrac, pg.approxKl, pg.ratio])));
           let loss = pg.loss as Scalar;
           if (s.ent_coef > 0) {
-            const ent = entropyFromLogits(logits).mul(mask()).sum().div(tf.maximum(mask().sum(), 1));
+            const ent = entropyFromLogits(logits).mul(mask).sum().div(tf.maximum(mask.sum(), 1));
             loss = loss.sub(ent.mul(s.ent_coef));
           }
           if (ptxBatch && s.ptx_coef > 0) loss = loss.add(lmBatchLoss(m.policy, cfg, ptxBatch(), false).mul(s.ptx_coef));
@@ -172,7 +172,7 @@ function update(
         };
         const vfTerm = (): Scalar => {
           const values = responseValues(m.value, m.valueCfg, e);
-          const vf = valueLoss(values, tf.tensor1d(rowsOf(oldValues, rows)), tf.tensor1d(rowsOf(returns, rows)), mask(), s.cliprange_value);
+          const vf = valueLoss(values, tf.tensor1d(oldValueRows), tf.tensor1d(returnRows), tf.tensor1d(e.responseMask), s.cliprange_value);
           kept.push(tf.keep(tf.stack([vf.loss, vf.clipfrac])));
           return vf.loss;
         };

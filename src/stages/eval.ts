@@ -12,6 +12,7 @@ import { encodePrompt, stopTokenIds } from '../sample/tokens.js';
 import { getTask } from '../tasks/index.js';
 import { Rng } from '../util/rng.js';
 import { parentCheckpoint } from './sft.js';
+import { mean } from '../util/arrays.js';
 
 export interface PolicyEvaluation {
   policy: string;
@@ -39,10 +40,6 @@ export function distinctN(responses: readonly string[], n: number): number {
     }
   }
   return total ? seen.size / total : 0;
-}
-
-function mean(xs: readonly number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
 }
 
 interface EvalSetup {

@@ -8,6 +8,7 @@ import { readDemonstrations, sftBatch, tokenizeDemonstrations, type Demonstratio
 import { getTask } from '../tasks/index.js';
 import { evaluateLm, lmBatchLoss, type LmBatch } from '../train/lm-loss.js';
 import { runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
+import { splitEveryKth } from '../util/arrays.js';
 
 export function loadDemonstrations(source: DataSource): Demonstration[] {
   if ('path' in source) return readDemonstrations(source.path);
@@ -19,15 +20,6 @@ export function loadDemonstrations(source: DataSource): Demonstration[] {
 /** `init_from` if set, else the previous stage's `final/`. */
 export function parentCheckpoint(loaded: LoadedConfig, initFrom: string | undefined, previousStage: string): string {
   return initFrom ?? path.join(stageDir(loaded.config, previousStage), 'final');
-}
-
-/** Deterministic held-out split: every k-th demonstration. */
-function splitEval<T>(items: readonly T[], fraction: number): { train: T[]; evaluation: T[] } {
-  const every = Math.max(2, Math.round(1 / fraction));
-  return {
-    train: items.filter((_, i) => i % every !== every - 1),
-    evaluation: items.filter((_, i) => i % every === every - 1),
-  };
 }
 
 /**
@@ -46,7 +38,7 @@ export function runSft(loaded: LoadedConfig, opts: StageOptions = {}): Promise<S
     const model = meta.model;
     const demos = loadDemonstrations(cfg.data);
     const { sequences, truncated } = tokenizeDemonstrations(demos, tokenizer, model.context_length);
-    const { train, evaluation } = splitEval(sequences, cfg.eval_fraction);
+    const { train, evaluation } = splitEveryKth(sequences, cfg.eval_fraction);
     if (train.length === 0 || evaluation.length === 0) {
       throw new DataError(`${'path' in cfg.data ? cfg.data.path : cfg.data.task}: too few demonstrations (${sequences.length}) for a train/eval split`);
     }

@@ -18,6 +18,7 @@ import type { Tokenizer } from '../tokenizer/index.js';
 import { Rng } from '../util/rng.js';
 import { parentCheckpoint } from './sft.js';
 import { runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
+import { splitEveryKth } from '../util/arrays.js';
 
 /** A comparison tokenised for the reward model: one row per response, pairs as row indices. */
 interface TokenizedComparison {
@@ -105,12 +106,6 @@ export function evaluateRewardModel(params: Params, cfg: GptConfig, items: reado
   return metrics;
 }
 
-/** Deterministic held-out split: every k-th comparison. */
-function splitEval<T>(items: readonly T[], fraction: number): { train: T[]; evaluation: T[] } {
-  const every = Math.max(2, Math.round(1 / fraction));
-  return { train: items.filter((_, i) => i % every !== every - 1), evaluation: items.filter((_, i) => i % every === every - 1) };
-}
-
 /**
  * Reward model: the SFT trunk plus a scalar head read at the last real token
  * (EOS), trained with the Bradley–Terry loss over all C(K,2) pairs of each
@@ -135,7 +130,7 @@ export function runTrainReward(loaded: LoadedConfig, opts: StageOptions = {}): P
       disposeParams(sft.params);
       throw err;
     }
-    const { train, evaluation } = splitEval(items, cfg.eval_fraction);
+    const { train, evaluation } = splitEveryKth(items, cfg.eval_fraction);
     if (train.length === 0 || evaluation.length === 0) {
       disposeParams(sft.params);
       throw new DataError(`${dataFile}: too few comparisons (${items.length}) for a train/eval split`);
