@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, ConfigError } from '../src/config/load.js';
+import { oneLineError } from './helpers.js';
 
 const valid = `name: t
 tokenizer: { type: char }
@@ -26,17 +27,7 @@ function write(text: string): string {
   return file;
 }
 
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    const msg = (e as Error).message;
-    expect(msg.split('\n')).toHaveLength(1);
-    return msg;
-  }
-  throw new Error('expected a ConfigError');
-}
+const errorOf = (fn: () => unknown): string => oneLineError(ConfigError, fn);
 
 describe('config loading', () => {
   it('fills defaults and resolves paths against the config file', () => {

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,4 +43,16 @@ export function tinyPretrainConfig(overrides: Record<string, unknown> = {}): Rec
       ...overrides,
     },
   };
+}
+
+/** Runs `fn`, asserts it throws an instance of `kind` with a one-line message, and returns the message. */
+export function oneLineError(kind: abstract new (...args: never[]) => Error, fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(kind);
+    expect((e as Error).message.split('\n')).toHaveLength(1);
+    return (e as Error).message;
+  }
+  throw new Error(`expected a ${kind.name}`);
 }

@@ -15,7 +15,7 @@ import { cutAfterStop, runLabel } from '../src/stages/label.js';
 import { getTask } from '../src/tasks/index.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
 import { Rng } from '../src/util/rng.js';
-import { repoRoot, writeConfig } from './helpers.js';
+import { oneLineError, repoRoot, writeConfig } from './helpers.js';
 
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-label-'));
@@ -36,16 +36,7 @@ function lines(file: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-function dataErrorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DataError);
-    expect((e as Error).message.split('\n')).toHaveLength(1);
-    return (e as Error).message;
-  }
-  throw new Error('expected a DataError');
-}
+const dataErrorOf = (fn: () => unknown): string => oneLineError(DataError, fn);
 
 const ranked = (c: Partial<Comparison> & Record<string, unknown>): string => JSON.stringify({ prompt: 'p', responses: ['a', 'b', 'c'], ranking: [2, 0, 1], labeler: 'human', ...c });
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { DataError } from '../src/data/corpus.js';
 import { readDemonstrations, renderChat, sftBatch, tokenizeDemonstrations } from '../src/sft/examples.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
+import { oneLineError } from './helpers.js';
 
 const tokenizer = trainTokenizer({ type: 'char' }, 'abcdefghijklmnopqrstuvwxyz :=+0123456789\n');
 
@@ -14,16 +15,7 @@ function jsonl(lines: string[]): string {
   return file;
 }
 
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DataError);
-    expect((e as Error).message.split('\n')).toHaveLength(1);
-    return (e as Error).message;
-  }
-  throw new Error('expected a DataError');
-}
+const errorOf = (fn: () => unknown): string => oneLineError(DataError, fn);
 
 describe('SFT data', () => {
   it('gives prompt tokens zero loss weight and response + EOS weight one', () => {
