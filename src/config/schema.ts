@@ -61,24 +61,24 @@ function warmupFits(s: { warmup_steps: number; max_steps: number }): boolean {
 }
 const warmupIssue = { message: 'warmup_steps must not exceed max_steps', path: ['warmup_steps'] };
 
-const pretrain = z
-  .object({
-    data: corpus,
-    val_fraction: z.number().gt(0).lt(0.5).default(0.05),
-    ...trainingLoop,
-  })
-  .strict()
-  .refine(warmupFits, warmupIssue);
+/** A gradient-trained stage: its own keys plus the shared loop keys, warm-up no longer than the run. */
+function trainingStage<T extends z.ZodRawShape>(own: T) {
+  return z
+    .object({ ...own, ...trainingLoop })
+    .strict()
+    .refine((stage) => warmupFits(stage as unknown as { warmup_steps: number; max_steps: number }), warmupIssue);
+}
 
-const sft = z
-  .object({
-    init_from: z.string().optional(),
-    data: dataSource,
-    eval_fraction: z.number().gt(0).lt(0.5).default(0.1),
-    ...trainingLoop,
-  })
-  .strict()
-  .refine(warmupFits, warmupIssue);
+const pretrain = trainingStage({
+  data: corpus,
+  val_fraction: z.number().gt(0).lt(0.5).default(0.05),
+});
+
+const sft = trainingStage({
+  init_from: z.string().optional(),
+  data: dataSource,
+  eval_fraction: z.number().gt(0).lt(0.5).default(0.1),
+});
 
 const sampling = {
   max_new_tokens: positiveInt.default(200),
@@ -118,19 +118,15 @@ const label = z
   })
   .strict();
 
-const trainReward = z
-  .object({
-    init_from: z.string().optional(),
-    /** Comparisons JSONL; defaults to the label stage's comparisons.jsonl. */
-    data: z.object({ path: z.string().min(1) }).strict().optional(),
-    eval_fraction: z.number().gt(0).lt(0.5).default(0.1),
-    center_coef: z.number().nonnegative().default(0),
-    /** SFT-policy samples scored to normalise the reward to mean 0, std 1. */
-    norm_samples: positiveInt.default(64),
-    ...trainingLoop,
-  })
-  .strict()
-  .refine(warmupFits, warmupIssue);
+const trainReward = trainingStage({
+  init_from: z.string().optional(),
+  /** Comparisons JSONL; defaults to the label stage's comparisons.jsonl. */
+  data: z.object({ path: z.string().min(1) }).strict().optional(),
+  eval_fraction: z.number().gt(0).lt(0.5).default(0.1),
+  center_coef: z.number().nonnegative().default(0),
+  /** SFT-policy samples scored to normalise the reward to mean 0, std 1. */
+  norm_samples: positiveInt.default(64),
+});
 
 const ppo = z
   .object({
