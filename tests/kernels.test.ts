@@ -1,4 +1,4 @@
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { tf, type Tensor } from '../src/backend/tf.js';
 import { gelu, layerNorm, sparseCrossEntropy } from '../src/model/kernels.js';
 
@@ -39,6 +39,20 @@ describe('fast paths equal the plain compositions (values and gradients)', () =>
       expect(maxDiff(fast.value, ref.value)).toBeLessThan(1e-4);
       fast.grads.forEach((gr, i) => expect(maxDiff(gr, ref.grads[i]), `grad ${i}`).toBeLessThan(1e-4));
     });
+  });
+
+  it('LayerNorm runs as one native kernel, and stays close where the mean dwarfs the spread', () => {
+    const backend = tf.backend() as unknown as { executeSingleOutput: (name: string) => unknown };
+    const spy = vi.spyOn(backend, 'executeSingleOutput');
+    tf.tidy(() => {
+      // |mean| / std = 100: a one-pass variance would lose digits here
+      const x = tf.randomNormal([64, 128], 10, 0.1, 'float32', 9);
+      const g = tf.randomNormal([128], 1, 0.2, 'float32', 10);
+      const b = tf.randomNormal([128], 0, 0.2, 'float32', 11);
+      expect(maxDiff(layerNorm(x as never, g, b), plain.layerNorm(x, g, b))).toBeLessThan(1e-4);
+    });
+    expect(spy.mock.calls.map((c) => c[0])).toContain('_MklLayerNorm');
+    spy.mockRestore();
   });
 
   it('GELU (tanh approximation)', () => {

@@ -15,20 +15,32 @@ type GradFn = Parameters<typeof tf.customGrad>[0];
 /** tf.customGrad's typing merges inputs and the save callback into one union; this states our real signatures. */
 const custom = (f: (...args: never[]) => { value: Tensor; gradFunc: (dy: Tensor, saved: Tensor[]) => Tensor[] }) => tf.customGrad(f as unknown as GradFn);
 
-/** LayerNorm over the last axis of [N, d], with gain and bias [d]. */
-export const layerNorm = custom((x: Tensor, gain: Tensor, bias: Tensor, save: Save) => {
+/** x̂ = (x − mean) · rstd over the last axis, and rstd itself. */
+function normalize(x: Tensor): { xhat: Tensor; rstd: Tensor } {
   const xc = x.sub(x.mean(-1, true));
   const rstd = xc.square().mean(-1, true).add(LN_EPS).rsqrt();
-  const xhat = xc.mul(rstd);
-  save([xhat, rstd, gain]);
+  return { xhat: xc.mul(rstd), rstd };
+}
+
+/**
+ * LayerNorm over the last axis of [N, d], with gain and bias [d]. The value comes
+ * from TensorFlow's one-kernel oneDNN LayerNorm where the native backend has it
+ * (9 kernels → 1: most of a generation step's LayerNorm cost is dispatch). The
+ * backward pass recomputes x̂ and rstd instead of saving them, so training runs
+ * the same number of kernels as before and inference runs far fewer.
+ */
+export const layerNorm = custom((x: Tensor, gain: Tensor, bias: Tensor, save: Save) => {
+  save([x, gain]);
+  const native = nativeLayerNorm(x, gain, bias);
   return {
-    value: xhat.mul(gain).add(bias),
+    value: native ?? tf.tidy(() => { const { xhat } = normalize(x); return xhat.mul(gain).add(bias); }),
     // dx = rstd · (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = dy·gain
     gradFunc: (dy: Tensor, saved: Tensor[]) => {
-      const [xh, rs, g] = saved;
+      const [xs, g] = saved;
+      const { xhat, rstd } = normalize(xs);
       const dxhat = dy.mul(g);
-      const dx = dxhat.sub(dxhat.mean(-1, true)).sub(xh.mul(dxhat.mul(xh).mean(-1, true))).mul(rs);
-      return [dx, dy.mul(xh).sum(0), dy.sum(0)];
+      const dx = dxhat.sub(dxhat.mean(-1, true)).sub(xhat.mul(dxhat.mul(xhat).mean(-1, true))).mul(rstd);
+      return [dx, dy.mul(xhat).sum(0), dy.sum(0)];
     },
   };
 }) as (x: Tensor2D, gain: Tensor, bias: Tensor) => Tensor2D;
@@ -56,14 +68,44 @@ export const gelu = custom((x: Tensor, save: Save) => {
 }) as (x: Tensor) => Tensor;
 
 interface NativeBackend {
+  executeSingleOutput(name: string, attrs: unknown[], inputs: Tensor[]): Tensor;
   executeMultipleOutputs(name: string, attrs: unknown[], inputs: Tensor[], n: number): Tensor[];
-  binding: { TF_ATTR_TYPE: number };
+  binding: { TF_ATTR_TYPE: number; TF_ATTR_FLOAT: number };
+}
+
+function nativeBackend(): NativeBackend | undefined {
+  return tf.getBackend() === 'tensorflow' ? (tf.backend() as unknown as NativeBackend) : undefined;
+}
+
+let layerNormKernel: boolean | undefined;
+
+/**
+ * TensorFlow's oneDNN LayerNorm kernel. The x86-64 CPU builds register it whether
+ * or not oneDNN graph rewrites are on; other builds may not, so the first call
+ * probes and a missing kernel means the composite path from then on.
+ */
+function nativeLayerNorm(x: Tensor, gain: Tensor, bias: Tensor): Tensor | undefined {
+  const backend = nativeBackend();
+  if (!backend || layerNormKernel === false) return undefined;
+  const attrs = [
+    { name: 'T', type: backend.binding.TF_ATTR_TYPE, value: 1 /* TF_FLOAT */ },
+    { name: 'epsilon', type: backend.binding.TF_ATTR_FLOAT, value: LN_EPS },
+  ];
+  try {
+    const y = backend.executeSingleOutput('_MklLayerNorm', attrs, [x, gain, bias]);
+    layerNormKernel = true;
+    return y;
+  } catch (err) {
+    if (layerNormKernel) throw err;
+    layerNormKernel = false;
+    return undefined;
+  }
 }
 
 /** TF's fused sparse softmax cross-entropy (loss and its gradient in one kernel), when on the native backend. */
 function nativeSparseXent(logits: Tensor2D, labels: Tensor1D): [Tensor1D, Tensor2D] | undefined {
-  if (tf.getBackend() !== 'tensorflow') return undefined;
-  const backend = tf.backend() as unknown as NativeBackend;
+  const backend = nativeBackend();
+  if (!backend) return undefined;
   const type = backend.binding.TF_ATTR_TYPE;
   const attrs = [
     { name: 'T', type, value: 1 /* TF_FLOAT */ },
