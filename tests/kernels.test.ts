@@ -42,8 +42,8 @@ describe('fast paths equal the plain compositions (values and gradients)', () =>
   });
 
   it('LayerNorm runs as one native kernel, and stays close where the mean dwarfs the spread', () => {
-    const backend = tf.backend() as unknown as { executeSingleOutput: (name: string) => unknown };
-    const spy = vi.spyOn(backend, 'executeSingleOutput');
+    const backend = tf.backend() as unknown as { executeMultipleOutputs: (name: string) => unknown };
+    const spy = vi.spyOn(backend, 'executeMultipleOutputs');
     tf.tidy(() => {
       // |mean| / std = 100: a one-pass variance would lose digits here
       const x = tf.randomNormal([64, 128], 10, 0.1, 'float32', 9);

@@ -1,4 +1,5 @@
 import { tf } from '../backend/tf.js';
+import { observeNativeOps } from '../backend/native.js';
 
 /**
  * Per-kernel timing through `tf.profile`. On tfjs-node, TensorFlow eager runs each
@@ -27,11 +28,14 @@ function fmtShapes(shapes: readonly (readonly number[] | null)[]): string {
 
 /** Runs `f` once under `tf.profile`; `f` must dispose what it creates (use tidy). */
 export async function profileKernels(f: () => void): Promise<Profiled> {
+  // Kernels called directly on the native backend are invisible to tf.profile.
+  const native: KernelRecord[] = [];
+  observeNativeOps((name, inputs, ms) => native.push({ name, shapes: fmtShapes(inputs.map((t) => t.shape)), ms }));
   const t0 = performance.now();
   const info = await tf.profile(() => {
     f();
     return [] as never;
-  });
+  }).finally(() => observeNativeOps(undefined));
   const wallMs = performance.now() - t0;
   // tf.customGrad functions are recorded too, under their scope name, with a time that
   // includes the kernels they ran (recorded separately): keep registered kernels only.
@@ -43,7 +47,7 @@ export async function profileKernels(f: () => void): Promise<Profiled> {
       shapes: fmtShapes(k.inputShapes as (number[] | null)[]),
       ms: Number(k.kernelTimeMs) || 0,
     }));
-  return { kernels, wallMs };
+  return { kernels: [...kernels, ...native], wallMs };
 }
 
 export interface OpRow {

@@ -1,4 +1,5 @@
 import { tf, type Tensor, type Tensor1D, type Tensor2D } from '../backend/tf.js';
+import { nativeAvailable, runNativeOp, TF_FLOAT, TF_INT32, type NativeAttr } from '../backend/native.js';
 
 /**
  * Fast paths for the decoder's hot spots. Per-op dispatch (~25 µs) dominates a
@@ -67,16 +68,6 @@ export const gelu = custom((x: Tensor, save: Save) => {
   };
 }) as (x: Tensor) => Tensor;
 
-interface NativeBackend {
-  executeSingleOutput(name: string, attrs: unknown[], inputs: Tensor[]): Tensor;
-  executeMultipleOutputs(name: string, attrs: unknown[], inputs: Tensor[], n: number): Tensor[];
-  binding: { TF_ATTR_TYPE: number; TF_ATTR_FLOAT: number };
-}
-
-function nativeBackend(): NativeBackend | undefined {
-  return tf.getBackend() === 'tensorflow' ? (tf.backend() as unknown as NativeBackend) : undefined;
-}
-
 let layerNormKernel: boolean | undefined;
 
 /**
@@ -85,14 +76,13 @@ let layerNormKernel: boolean | undefined;
  * probes and a missing kernel means the composite path from then on.
  */
 function nativeLayerNorm(x: Tensor, gain: Tensor, bias: Tensor): Tensor | undefined {
-  const backend = nativeBackend();
-  if (!backend || layerNormKernel === false) return undefined;
-  const attrs = [
-    { name: 'T', type: backend.binding.TF_ATTR_TYPE, value: 1 /* TF_FLOAT */ },
-    { name: 'epsilon', type: backend.binding.TF_ATTR_FLOAT, value: LN_EPS },
+  if (!nativeAvailable() || layerNormKernel === false) return undefined;
+  const attrs: NativeAttr[] = [
+    { name: 'T', type: 'type', value: TF_FLOAT },
+    { name: 'epsilon', type: 'float', value: LN_EPS },
   ];
   try {
-    const y = backend.executeSingleOutput('_MklLayerNorm', attrs, [x, gain, bias]);
+    const [y] = runNativeOp('_MklLayerNorm', attrs, [x, gain, bias], 1);
     layerNormKernel = true;
     return y;
   } catch (err) {
@@ -104,14 +94,12 @@ function nativeLayerNorm(x: Tensor, gain: Tensor, bias: Tensor): Tensor | undefi
 
 /** TF's fused sparse softmax cross-entropy (loss and its gradient in one kernel), when on the native backend. */
 function nativeSparseXent(logits: Tensor2D, labels: Tensor1D): [Tensor1D, Tensor2D] | undefined {
-  const backend = nativeBackend();
-  if (!backend) return undefined;
-  const type = backend.binding.TF_ATTR_TYPE;
-  const attrs = [
-    { name: 'T', type, value: 1 /* TF_FLOAT */ },
-    { name: 'Tlabels', type, value: 3 /* TF_INT32 */ },
+  if (!nativeAvailable()) return undefined;
+  const attrs: NativeAttr[] = [
+    { name: 'T', type: 'type', value: TF_FLOAT },
+    { name: 'Tlabels', type: 'type', value: TF_INT32 },
   ];
-  const [loss, backprop] = backend.executeMultipleOutputs('SparseSoftmaxCrossEntropyWithLogits', attrs, [logits, labels], 2);
+  const [loss, backprop] = runNativeOp('SparseSoftmaxCrossEntropyWithLogits', attrs, [logits, labels], 2);
   return [loss as Tensor1D, backprop as Tensor2D];
 }
 
