@@ -70,6 +70,13 @@ describe('config loading', () => {
     expect(errorOf(() => loadConfig('/nonexistent/x.yaml'))).toMatch(/x\.yaml: cannot read config file/);
   });
 
+  it('takes threads as "auto" (the default) or a positive integer', () => {
+    expect(loadConfig(write(valid)).config.threads).toBe('auto');
+    expect(loadConfig(write(valid), ['threads=2']).config.threads).toBe(2);
+    expect(errorOf(() => loadConfig(write(valid), ['threads=0']))).toMatch(/^.*exp\.yaml: threads: /);
+    expect(errorOf(() => loadConfig(write(valid), ['threads=many']))).toMatch(/^.*exp\.yaml: threads: /);
+  });
+
   it('checks model divisibility', () => {
     expect(errorOf(() => loadConfig(write(valid), ['model.n_head=3']))).toMatch(/model\.d_model: d_model must be divisible by n_head/);
   });

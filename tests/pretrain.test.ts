@@ -57,6 +57,12 @@ describe('pretrain', () => {
     await expect(runPretrain(loadConfig(file), { force: true })).resolves.toBeDefined();
   });
 
+  it('refuses a thread count other than the one TensorFlow loaded with, before touching the run directory', async () => {
+    const loaded = loadConfig(writeConfig(tinyPretrainConfig({ max_steps: 2, eval_interval: 2, warmup_steps: 0 })), ['threads=3', 'name=threads-mismatch']);
+    await expect(runPretrain(loaded)).rejects.toThrow(/^threads: the config asks for 3 TensorFlow thread\(s\) but this process loaded TensorFlow with 1 /);
+    expect(fs.existsSync(path.join(loaded.config.run_dir, 'threads-mismatch'))).toBe(false);
+  });
+
   it('resuming from a periodic checkpoint reproduces the uninterrupted run', async () => {
     const cfg = tinyPretrainConfig({ max_steps: 40, eval_interval: 20, checkpoint_interval: 20 });
     const full = await runPretrain(loadConfig(writeConfig(cfg)));

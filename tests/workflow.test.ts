@@ -204,6 +204,17 @@ describe('rlhf verify', () => {
     const result = JSON.parse(ok.stdout) as { ok: boolean; stages: { stage: string; integrity: string; rerun: string }[] };
     expect(result.ok).toBe(true);
     expect(result.stages.map((s) => [s.stage, s.integrity, s.rerun])).toEqual(STAGES.map((s) => [s, 'ok', 'identical']));
+    // configs/ci.yaml's d_model 48 runs on one TensorFlow thread ("auto"), recorded per stage
+    expect(STAGES.map((s) => readManifest(path.join(run, s))!.threads)).toEqual(STAGES.map(() => 1));
+
+    // A stage recorded with another thread count cannot reproduce bit for bit: said, not attempted
+    const evalManifest = path.join(run, 'eval', 'manifest.json');
+    const original = fs.readFileSync(evalManifest, 'utf8');
+    fs.writeFileSync(evalManifest, JSON.stringify({ ...JSON.parse(original), threads: 3 }));
+    const mismatch = await rlhf(['verify', run, '--stage', 'eval']);
+    expect(mismatch.code).toBe(2);
+    expect(errorLine(mismatch)).toMatch(/^rlhf: verify failed: .*\/eval: ran with 3 TensorFlow threads and this process has \d+/);
+    fs.writeFileSync(evalManifest, original);
 
     const weights = path.join(run, 'sft', 'final', 'model.weights.bin');
     const bytes = fs.readFileSync(weights);

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { threadsInEffect } from './threads.js';
 
 /**
  * The one place the TensorFlow.js module is loaded. Everything else imports `tf`
@@ -36,6 +37,9 @@ function load(): TF {
 }
 
 export const tf: TF = load();
+
+/** TensorFlow intra-op threads this process runs with (fixed when TensorFlow loaded). */
+export const tfThreads: number = threadsInEffect();
 
 export function backendName(): string {
   return tf.getBackend();

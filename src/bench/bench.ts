@@ -6,7 +6,7 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { backendName, tf } from '../backend/tf.js';
+import { backendName, tf, tfThreads } from '../backend/tf.js';
 import { trainFlopsPerToken } from '../model/config.js';
 import { benchGeneration, type GenResult } from './generation.js';
 import { opTable, pct } from './opprofile.js';
@@ -34,6 +34,8 @@ Options:
                      (needs RLHF_REF_PYTHON, default /tmp/ref/bin/python, with torch + transformers)
   --json             one JSON object per shape per line on stdout (progress goes to stderr)
   --quiet            no progress lines on stderr
+  --threads N|auto   TensorFlow intra-op threads (default auto: 1 up to d_model 256, else
+                     every core); each shape runs in its own process with its own count
   -h, --help         this text
 
 Examples:
@@ -85,6 +87,8 @@ function parse(argv: string[]): Args | undefined {
       reference: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
+      // set by main.ts before TensorFlow loads; accepted here so the flag parses
+      threads: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -201,6 +205,7 @@ function jsonReport(r: ShapeReport): Record<string, unknown> {
   const { shape, train: t, gen: g } = r;
   const obj: Record<string, unknown> = {
     shape: shape.name,
+    threads: tfThreads,
     params: t.params,
     ms_per_step: round(t.msPerStep),
     tokens_per_s: Math.round(t.tokensPerS),
@@ -275,6 +280,7 @@ async function main(): Promise<number> {
   if (!args.json) {
     process.stdout.write(
       `rlhf-lab bench — backend ${backendName()} (tfjs-node ${version}), node ${process.version}, ${cpus().length} cores, ` +
+        `TensorFlow intra-op threads ${tfThreads}, ` +
         `load average ${load()}\n\n`,
     );
   }

@@ -43,9 +43,13 @@ function stageOptions(cmd: Command): Command {
   return cmd.option('--force', 'overwrite a completed or unfinished stage directory').option('--resume', 'continue an unfinished run from its newest checkpoint');
 }
 
+/** Loads the config and sets TensorFlow's threads from it, before any command imports TensorFlow. */
 async function loadConfigFrom(opts: { config: string; set: string[] }) {
   const { loadConfig } = await import('../config/load.js');
-  return loadConfig(opts.config, opts.set);
+  const { configureThreads, resolveThreads } = await import('../backend/threads.js');
+  const loaded = loadConfig(opts.config, opts.set);
+  configureThreads(resolveThreads(loaded.config.threads, loaded.config.model.d_model));
+  return loaded;
 }
 
 export function buildProgram(): Command {
@@ -336,6 +340,9 @@ Examples:
   rlhf verify runs/sentiment --stage ppo --json`,
     )
     .action(async (runDir: string, opts: { stage?: string; quick?: boolean; keep?: boolean; json?: boolean }) => {
+      // Re-runs reproduce bits only with the thread count the run had; TensorFlow reads it on load.
+      const threads = (await import('../workflow/run-threads.js')).recordedThreads(runDir);
+      if (threads !== undefined) (await import('../backend/threads.js')).configureThreads(threads);
       const { verifyRun } = await import('../workflow/verify.js');
       const { VerifyError } = await import('../workflow/errors.js');
       const result = await verifyRun(runDir, { ...opts, log: (line) => process.stderr.write(`verify: ${line}\n`) });

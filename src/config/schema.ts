@@ -211,6 +211,8 @@ export const experimentSchema = z
     sample: sample.default({}),
     /** Also write every stage's metrics as TensorBoard event files in <stage dir>/tensorboard/. */
     tensorboard: z.boolean().default(false),
+    /** TensorFlow intra-op threads: "auto" is 1 up to d_model 256, else every core (src/backend/threads.ts). */
+    threads: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
   })
   .strict();
 

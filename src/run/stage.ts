@@ -4,8 +4,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
-import { tf } from '../backend/tf.js';
+import { tf, tfThreads } from '../backend/tf.js';
+import { resolveThreads } from '../backend/threads.js';
 import { checkpointHash } from '../checkpoint/checkpoint.js';
+import { ConfigError } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
 import { TensorBoardWriter } from '../report/tensorboard.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -26,6 +28,8 @@ export interface StageManifest {
   versions: Record<string, string>;
   git_commit: string | null;
   backend: string;
+  /** TensorFlow intra-op threads the stage ran with (they change floating-point sums). */
+  threads: number;
   parents: { path: string; sha256: string }[];
   final?: { path: string; sha256: string };
   resumed_from_step?: number;
@@ -124,6 +128,7 @@ export class StageRun {
    * anything; the lock goes when the run completes or fails, or the process exits.
    */
   static open(config: ExperimentConfig, stage: string, opts: OpenStageOptions = {}): StageRun {
+    checkThreads(config);
     const release = acquireStageLock(stageDir(config, stage));
     try {
       const run = StageRun.create(config, stage, opts);
@@ -158,6 +163,7 @@ export class StageRun {
       versions: { 'rlhf-lab': packageVersion(), node: process.version, tfjs: tf.version.tfjs },
       git_commit: gitCommit(),
       backend: tf.getBackend(),
+      threads: tfThreads,
       parents: (opts.parents ?? []).map((p) => ({ path: p, sha256: checkpointHash(p) })),
     };
     const run = new StageRun(dir, stage, manifest, opts.echoLogs ?? false);
@@ -225,5 +231,22 @@ export class StageRun {
     this.tensorboard?.close();
     this.logger.flush();
     this.releaseLock?.();
+  }
+}
+
+/**
+ * The thread count is part of the config (it changes floating-point sums), and
+ * TensorFlow fixed it when it loaded: refuse to write a run that would claim
+ * the config's count while running another. The CLI sets it from the config
+ * before TensorFlow loads; library callers use configureThreads() first.
+ */
+function checkThreads(config: ExperimentConfig): void {
+  if (tf.getBackend() !== 'tensorflow') return;
+  const wanted = resolveThreads(config.threads, config.model.d_model);
+  if (wanted !== tfThreads) {
+    throw new ConfigError(
+      `threads: the config asks for ${wanted} TensorFlow thread(s) but this process loaded TensorFlow with ${tfThreads} ` +
+        `(fixed on load: call configureThreads(${wanted}) before importing TensorFlow, or set threads: ${tfThreads})`,
+    );
   }
 }

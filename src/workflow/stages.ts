@@ -4,6 +4,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { CorpusConfig, DataSource, ExperimentConfig } from '../config/schema.js';
 import { loadCorpus } from '../data/corpus.js';
 import { stageDir } from '../run/stage.js';
+import { resolveThreads } from '../backend/threads.js';
 import { getTask } from '../tasks/index.js';
 import { canonicalJson, contentHash, sha256, sha256OfFile } from './hash.js';
 
@@ -124,13 +125,13 @@ function relLabel(config: ExperimentConfig, p: string): string {
 
 /**
  * What `stage` reads under `config`. Shared keys that shape every stage's
- * results (seed, tokenizer, model) are included everywhere; name and run_dir
+ * results (seed, tokenizer, model, threads) are included everywhere; name and run_dir
  * are not (they only say where the run lives); path-valued keys are replaced
  * by the content hash of what they point at (parents and data).
  */
 export function stageInputs(loaded: LoadedConfig, stage: PipelineStage): StageInputs {
   const { config } = loaded;
-  const shared = { seed: config.seed, tokenizer: config.tokenizer, model: config.model };
+  const shared = { seed: config.seed, tokenizer: config.tokenizer, model: config.model, threads: resolveThreads(config.threads, config.model.d_model) };
   const sftFinal = finalOf(config, 'sft');
   switch (stage) {
     case 'pretrain': {

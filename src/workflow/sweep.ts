@@ -161,7 +161,7 @@ export function trialParams(grid: GridParam[], ranges: RangeParam[], random: num
   });
 }
 
-/** Index (in `stages`) of the first stage a key affects: its own section's stage; shared keys (seed, model, tokenizer) affect the first. */
+/** Index (in `stages`) of the first stage a key affects: its own section's stage; shared keys (seed, model, tokenizer, threads) affect the first. */
 function stageOfKey(key: string, stages: PipelineStage[]): number {
   const head = key.split('.')[0];
   // No pipeline stage reads these: trials may share every stage but the last.

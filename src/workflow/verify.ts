@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { tfThreads } from '../backend/tf.js';
 import { checkpointHash } from '../checkpoint/checkpoint.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
@@ -249,6 +250,11 @@ export async function verifyRun(runDirArg: string, opts: VerifyOptions = {}): Pr
     if (m.stage === 'label' && summary.labeler === 'human') {
       check.rerun = 'skipped';
       check.note = 'human labels cannot be re-run (integrity checked only)';
+      continue;
+    }
+    if (m.threads !== undefined && m.threads !== tfThreads) {
+      check.rerun = 'skipped';
+      fail(check, `${path.join(runDir, rel)}: ran with ${m.threads} TensorFlow threads and this process has ${tfThreads}, so a re-run cannot match bit for bit (rlhf verify sets them from the run when its stages agree)`);
       continue;
     }
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-verify-'));
