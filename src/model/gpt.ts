@@ -110,14 +110,15 @@ class Dropout {
 /**
  * Additive attention bias [B or 1, 1, T, T_past + T]: −1e9 where a query may not
  * look (future positions, padding keys). Finite, so a fully masked row (a
- * left-pad query) stays a harmless uniform softmax instead of NaN.
+ * left-pad query) stays a harmless uniform softmax instead of NaN. Undefined
+ * when nothing is masked: a single new token with no padding sees every key.
  */
-function attentionBias(T: number, tPast: number, mask: Tensor2D | undefined): Tensor {
-  const causal = causalBias(T, tPast);
+function attentionBias(T: number, tPast: number, mask: Tensor2D | undefined): Tensor | undefined {
+  const causal = T === 1 ? undefined : causalBias(T, tPast);
   if (!mask) return causal;
   const [B, tTotal] = mask.shape;
   const keyPad = tf.sub(1, mask).mul(-1e9).reshape([B, 1, 1, tTotal]);
-  return keyPad.add(causal);
+  return causal ? keyPad.add(causal) : keyPad;
 }
 
 export function forward(
@@ -149,8 +150,9 @@ export function forward(
   for (let i = 0; i < cfg.n_layer; i++) {
     const p = `h.${i}`;
     const a = layerNorm(x, params.get(`${p}.ln_1.weight`)!, params.get(`${p}.ln_1.bias`)!);
-    // [B·T, 3d] → [B, 3H, T, hd] → q, k, v each [B, H, T, hd]
-    const qkv = linear(a, params, `${p}.attn.c_attn`).reshape([B, T, 3 * H, hd]).transpose([0, 2, 1, 3]);
+    // [B·T, 3d] → [B, 3H, T, hd] → q, k, v each [B, H, T, hd]; with T = 1 the transposes are reshapes (a decode step)
+    const fused = linear(a, params, `${p}.attn.c_attn`);
+    const qkv = T === 1 ? fused.reshape([B, 3 * H, 1, hd]) : fused.reshape([B, T, 3 * H, hd]).transpose([0, 2, 1, 3]);
     let [q, k, v] = tf.split(qkv, 3, 1) as Tensor4D[];
     if (opts.cache) {
       k = tf.concat([opts.cache.keys[i], k], 2);
@@ -160,9 +162,10 @@ export function forward(
       newCache.keys.push(k);
       newCache.values.push(v);
     }
-    const scores = tf.matMul(q.mul(scale), k, false, true).add(bias);
-    const probs = dropout.apply(tf.softmax(scores));
-    const y = tf.matMul(probs, v).transpose([0, 2, 1, 3]).reshape([B * T, d]) as Tensor2D;
+    const raw = tf.matMul(q.mul(scale), k, false, true);
+    const probs = dropout.apply(tf.softmax(bias ? raw.add(bias) : raw));
+    const heads = tf.matMul(probs, v);
+    const y = (T === 1 ? heads.reshape([B, d]) : heads.transpose([0, 2, 1, 3]).reshape([B * T, d])) as Tensor2D;
     x = x.add(dropout.apply(linear(y, params, `${p}.attn.c_proj`)));
 
     const m = layerNorm(x, params.get(`${p}.ln_2.weight`)!, params.get(`${p}.ln_2.bias`)!);

@@ -94,14 +94,17 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
     for (let step = 0; step < maxNew && !finished.every(Boolean); step++) {
       const L = rows[0].length;
       const feedFrom = useCache && cache ? L - 1 : 0;
+      const T = L - feedFrom;
       const logits = tf.tidy(() => {
         const ids = tf.tensor2d(rows.map((r) => r.slice(feedFrom)), undefined, 'int32');
         const flatMask = mask.flat();
         const positions = positionIdsFromMask(flatMask, B, L);
-        const posT = tf.tensor2d(positions, [B, L], 'int32').slice([0, feedFrom], [B, L - feedFrom]) as Tensor2D;
+        const fed = new Int32Array(B * T);
+        for (let b = 0; b < B; b++) fed.set(positions.subarray(b * L + feedFrom, (b + 1) * L), b * T);
         const out = forward(params, cfg, ids, {
-          attentionMask: tf.tensor2d(flatMask, [B, L], 'float32'),
-          positionIds: posT,
+          // an all-ones mask adds exact zeros: leave it out (fewer kernels per step)
+          attentionMask: flatMask.includes(0) ? tf.tensor2d(flatMask, [B, L], 'float32') : undefined,
+          positionIds: tf.tensor2d(fed, [B, T], 'int32'),
           cache,
           useCache,
         });
@@ -110,8 +113,7 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
           cache = { keys: out.cache!.keys.map((k) => tf.keep(k)), values: out.cache!.values.map((v) => tf.keep(v)) };
           disposeCache(prev);
         }
-        const T = L - feedFrom;
-        const last = out.hidden.reshape([B, T, -1]).slice([0, T - 1, 0], [B, 1, -1]).reshape([B, -1]) as Tensor2D;
+        const last = T === 1 ? out.hidden : (out.hidden.reshape([B, T, -1]).slice([0, T - 1, 0], [B, 1, -1]).reshape([B, -1]) as Tensor2D);
         return lmLogits(params, last);
       });
       const data = logits.dataSync() as Float32Array;
