@@ -7,11 +7,11 @@ import { tf, type Tensor } from './tf.js';
  * observer here instead.
  */
 
-export type NativeAttr = { name: string; type: 'type' | 'float'; value: number };
+export type NativeAttr = { name: string; type: 'type' | 'float'; value: number } | { name: string; type: 'bool'; value: boolean };
 
 interface NativeBackend {
   executeMultipleOutputs(name: string, attrs: unknown[], inputs: Tensor[], n: number): Tensor[];
-  binding: { TF_ATTR_TYPE: number; TF_ATTR_FLOAT: number };
+  binding: { TF_ATTR_TYPE: number; TF_ATTR_FLOAT: number; TF_ATTR_BOOL: number };
 }
 
 export type NativeObserver = (name: string, inputs: readonly Tensor[], ms: number) => void;
@@ -30,11 +30,8 @@ export function nativeAvailable(): boolean {
 /** Runs TensorFlow op `name` eagerly; the caller checks nativeAvailable() first. */
 export function runNativeOp(name: string, attrs: readonly NativeAttr[], inputs: Tensor[], outputs: number): Tensor[] {
   const backend = tf.backend() as unknown as NativeBackend;
-  const tfAttrs = attrs.map((a) => ({
-    name: a.name,
-    type: a.type === 'type' ? backend.binding.TF_ATTR_TYPE : backend.binding.TF_ATTR_FLOAT,
-    value: a.value,
-  }));
+  const codes = { type: backend.binding.TF_ATTR_TYPE, float: backend.binding.TF_ATTR_FLOAT, bool: backend.binding.TF_ATTR_BOOL };
+  const tfAttrs = attrs.map((a) => ({ name: a.name, type: codes[a.type], value: a.value }));
   if (!observer) return backend.executeMultipleOutputs(name, tfAttrs, inputs, outputs);
   const t0 = performance.now();
   const result = backend.executeMultipleOutputs(name, tfAttrs, inputs, outputs);

@@ -16,10 +16,28 @@ type GradFn = Parameters<typeof tf.customGrad>[0];
 /** tf.customGrad's typing merges inputs and the save callback into one union; this states our real signatures. */
 const custom = (f: (...args: never[]) => { value: Tensor; gradFunc: (dy: Tensor, saved: Tensor[]) => Tensor[] }) => tf.customGrad(f as unknown as GradFn);
 
+let lastAxis: Tensor | undefined;
+
+/**
+ * Mean over the last axis, kept as a size-1 axis. tfjs-node's Mean kernel first
+ * copies its input through a float32 Cast even when it is float32 already; the
+ * TensorFlow op itself is one kernel. No gradient (used inside hand-written ones).
+ */
+function rowMean(x: Tensor): Tensor {
+  if (!nativeAvailable()) return x.mean(-1, true);
+  lastAxis ??= tf.keep(tf.tensor1d([-1], 'int32'));
+  const attrs: NativeAttr[] = [
+    { name: 'T', type: 'type', value: TF_FLOAT },
+    { name: 'Tidx', type: 'type', value: TF_INT32 },
+    { name: 'keep_dims', type: 'bool', value: true },
+  ];
+  return runNativeOp('Mean', attrs, [x, lastAxis], 1)[0];
+}
+
 /** x̂ = (x − mean) · rstd over the last axis, and rstd itself. */
 function normalize(x: Tensor): { xhat: Tensor; rstd: Tensor } {
-  const xc = x.sub(x.mean(-1, true));
-  const rstd = xc.square().mean(-1, true).add(LN_EPS).rsqrt();
+  const xc = x.sub(rowMean(x));
+  const rstd = rowMean(xc.square()).add(LN_EPS).rsqrt();
   return { xhat: xc.mul(rstd), rstd };
 }
 
@@ -40,7 +58,7 @@ export const layerNorm = custom((x: Tensor, gain: Tensor, bias: Tensor, save: Sa
       const [xs, g] = saved;
       const { xhat, rstd } = normalize(xs);
       const dxhat = dy.mul(g);
-      const dx = dxhat.sub(dxhat.mean(-1, true)).sub(xhat.mul(dxhat.mul(xhat).mean(-1, true))).mul(rstd);
+      const dx = dxhat.sub(rowMean(dxhat)).sub(xhat.mul(rowMean(dxhat.mul(xhat)))).mul(rstd);
       return [dx, dy.mul(xhat).sum(0), dy.sum(0)];
     },
   };
