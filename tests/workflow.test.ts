@@ -8,7 +8,7 @@ import { readManifest } from '../src/run/stage.js';
 import { planPipeline, runPipeline } from '../src/workflow/pipeline.js';
 import { acquireStageLock, lockPath } from '../src/workflow/lock.js';
 import { parseGrid, parseRange, trialParams } from '../src/workflow/sweep.js';
-import { repoRoot, writeConfig } from './helpers.js';
+import { readJsonl, repoRoot, tinyPretrainConfig, writeConfig } from './helpers.js';
 
 /**
  * Workflow commands: pipeline skip logic, sweeps, verify, stage locks. The CLI
@@ -224,6 +224,26 @@ describe('rlhf verify', () => {
     expect(bad.code).toBe(2);
     expect(errorLine(bad)).toMatch(/^rlhf: verify failed: .*\/sft\/final\/model\.weights\.bin: sha256 differs from the manifest/);
   }, 180_000);
+});
+
+describe('TensorFlow threads', () => {
+  it('change the bits of a run but not its results: 1 and 2 threads give the same curve within float tolerance', async () => {
+    const threadsFile = writeConfig(tinyPretrainConfig({ max_steps: 40, warmup_steps: 5, log_interval: 10, eval_interval: 20 }));
+    const curves: Record<string, number>[][] = [];
+    for (const threads of [1, 2]) {
+      const r = await rlhf(['pretrain', '-c', threadsFile, '--set', `threads=${threads}`, '--set', `name=threads-${threads}`]);
+      expect(r.code, r.stderr).toBe(0);
+      const dir = path.join(path.dirname(threadsFile), 'runs', `threads-${threads}`, 'pretrain');
+      expect(readManifest(dir)!.threads).toBe(threads);
+      curves.push(readJsonl(path.join(dir, 'metrics.jsonl')));
+    }
+    const [one, two] = curves;
+    expect(one.map((m) => m.step)).toEqual(two.map((m) => m.step));
+    one.forEach((m, i) => {
+      expect(Math.abs(m.loss - two[i].loss), `loss at step ${m.step}`).toBeLessThan(1e-4);
+      if (m.val_loss !== undefined) expect(Math.abs(m.val_loss - two[i].val_loss), `val_loss at step ${m.step}`).toBeLessThan(1e-4);
+    });
+  }, 120_000);
 });
 
 describe('stage locks', () => {
