@@ -20,6 +20,11 @@ export function resolveThreads(setting: ThreadsSetting, dModel: number, cores = 
   return dModel <= AUTO_ONE_THREAD_MAX_D_MODEL ? 1 : cores;
 }
 
+/** How many processes of `threadsEach` TensorFlow threads run side by side without oversubscribing the cores. */
+export function jobsThatFit(threadsEach: number, cores = availableParallelism()): number {
+  return Math.max(1, Math.floor(cores / threadsEach));
+}
+
 /** Sets TensorFlow's thread environment; takes effect only if TensorFlow has not loaded yet. */
 export function configureThreads(threads: number): void {
   process.env.TF_NUM_INTRAOP_THREADS = String(threads);

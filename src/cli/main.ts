@@ -279,7 +279,7 @@ Examples:
     .option('--random <n>', 'draw n random trials instead of the full grid', intArg('--random'))
     .option('--range <key=lo:hi>', 'uniform range for --random (integers if lo and hi are; lo:hi:log for log-uniform; repeatable)', collect, [] as string[])
     .option('--seed <n>', 'seed of the random draws', intArg('--seed'), 0)
-    .option('--jobs <n>', 'trials run at once, each a child process', intArg('--jobs'), 1)
+    .option('--jobs <n>', "trials run at once, each a child process (default: the cores divided by the config's TensorFlow threads)", intArg('--jobs'))
     .option('--stage <stage>', 'first stage that differs between trials (default: the earliest a swept key belongs to); earlier ones run once and are shared')
     .option('--metric <name>', 'sort the summary by this metric, e.g. eval/gold_score, ppo/objective/kl (default: eval/gold_score, else eval/proxy_reward)')
     .option('--minimize', 'lower --metric is better')
@@ -300,12 +300,14 @@ Examples:
   rlhf sweep -c configs/ci.yaml --grid ppo.kl_coef=0.05,0.1 --print-commands > trials.txt   # then: parallel < trials.txt`,
     )
     .action(
-      async (opts: import('../workflow/sweep.js').SweepOptions & { config: string; json?: boolean }) => {
+      async (opts: Omit<import('../workflow/sweep.js').SweepOptions, 'jobs'> & { jobs?: number; config: string; json?: boolean }) => {
         const loaded = await loadConfigFrom(opts);
+        const { jobsThatFit, resolveThreads } = await import('../backend/threads.js');
+        const jobs = opts.jobs ?? jobsThatFit(resolveThreads(loaded.config.threads, loaded.config.model.d_model));
         const fs = await import('node:fs');
         const { runSweep, trialCommands } = await import('../workflow/sweep.js');
         const { WorkflowError } = await import('../workflow/errors.js');
-        const result = await runSweep(loaded, opts.config, { ...opts, log: (line) => process.stderr.write(`${line}\n`) });
+        const result = await runSweep(loaded, opts.config, { ...opts, jobs, log: (line) => process.stderr.write(`${line}\n`) });
         if (opts.printCommands) {
           const commands = trialCommands(result);
           if (opts.json) console.log(JSON.stringify({ sweep_dir: result.sweep_dir, base_run: result.base_run, commands }));
