@@ -393,9 +393,15 @@ interface SampleFlags {
 }
 
 async function sampleRequest(opts: SampleFlags) {
-  const { checkpointForConfig, readPromptsFile } = await import('../stages/sample.js');
   if (!opts.config && !opts.checkpoint) throw new UsageError('sample: give --checkpoint DIR or -c CONFIG');
+  // Threads first (from the config, or "auto" for the checkpoint's width): TensorFlow fixes them on load.
   const loaded = opts.config ? await loadConfigFrom({ config: opts.config, set: opts.set }) : undefined;
+  if (!loaded) {
+    const width = (await import('../checkpoint/peek.js')).checkpointWidth(opts.checkpoint!);
+    const { configureThreads, resolveThreads } = await import('../backend/threads.js');
+    if (width !== undefined) configureThreads(resolveThreads('auto', width));
+  }
+  const { checkpointForConfig, readPromptsFile } = await import('../stages/sample.js');
   const defaults = loaded?.config.sample;
   const prompts = [...opts.prompt, ...(opts.promptsFile ? readPromptsFile(opts.promptsFile) : [])];
   const req = {
