@@ -20,6 +20,11 @@ export function resolveThreads(setting: ThreadsSetting, dModel: number, cores = 
   return dModel <= AUTO_ONE_THREAD_MAX_D_MODEL ? 1 : cores;
 }
 
+/** The thread count a config runs with. */
+export function configThreads(config: { threads: ThreadsSetting; model: { d_model: number } }): number {
+  return resolveThreads(config.threads, config.model.d_model);
+}
+
 /** How many processes of `threadsEach` TensorFlow threads run side by side without oversubscribing the cores. */
 export function jobsThatFit(threadsEach: number, cores = availableParallelism()): number {
   return Math.max(1, Math.floor(cores / threadsEach));

@@ -46,9 +46,9 @@ function stageOptions(cmd: Command): Command {
 /** Loads the config and sets TensorFlow's threads from it, before any command imports TensorFlow. */
 async function loadConfigFrom(opts: { config: string; set: string[] }) {
   const { loadConfig } = await import('../config/load.js');
-  const { configureThreads, resolveThreads } = await import('../backend/threads.js');
+  const { configThreads, configureThreads } = await import('../backend/threads.js');
   const loaded = loadConfig(opts.config, opts.set);
-  configureThreads(resolveThreads(loaded.config.threads, loaded.config.model.d_model));
+  configureThreads(configThreads(loaded.config));
   return loaded;
 }
 
@@ -302,8 +302,8 @@ Examples:
     .action(
       async (opts: Omit<import('../workflow/sweep.js').SweepOptions, 'jobs'> & { jobs?: number; config: string; json?: boolean }) => {
         const loaded = await loadConfigFrom(opts);
-        const { jobsThatFit, resolveThreads } = await import('../backend/threads.js');
-        const jobs = opts.jobs ?? jobsThatFit(resolveThreads(loaded.config.threads, loaded.config.model.d_model));
+        const { configThreads, jobsThatFit } = await import('../backend/threads.js');
+        const jobs = opts.jobs ?? jobsThatFit(configThreads(loaded.config));
         const fs = await import('node:fs');
         const { runSweep, trialCommands } = await import('../workflow/sweep.js');
         const { WorkflowError } = await import('../workflow/errors.js');

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { tf, tfThreads } from '../backend/tf.js';
-import { resolveThreads } from '../backend/threads.js';
+import { configThreads } from '../backend/threads.js';
 import { checkpointHash } from '../checkpoint/checkpoint.js';
 import { ConfigError } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
@@ -242,7 +242,7 @@ export class StageRun {
  */
 function checkThreads(config: ExperimentConfig): void {
   if (tf.getBackend() !== 'tensorflow') return;
-  const wanted = resolveThreads(config.threads, config.model.d_model);
+  const wanted = configThreads(config);
   if (wanted !== tfThreads) {
     throw new ConfigError(
       `threads: the config asks for ${wanted} TensorFlow thread(s) but this process loaded TensorFlow with ${tfThreads} ` +

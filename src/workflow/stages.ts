@@ -4,7 +4,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { CorpusConfig, DataSource, ExperimentConfig } from '../config/schema.js';
 import { loadCorpus } from '../data/corpus.js';
 import { stageDir } from '../run/stage.js';
-import { resolveThreads } from '../backend/threads.js';
+import { configThreads } from '../backend/threads.js';
 import { getTask } from '../tasks/index.js';
 import { canonicalJson, contentHash, sha256, sha256OfFile } from './hash.js';
 
@@ -131,7 +131,7 @@ function relLabel(config: ExperimentConfig, p: string): string {
  */
 export function stageInputs(loaded: LoadedConfig, stage: PipelineStage): StageInputs {
   const { config } = loaded;
-  const shared = { seed: config.seed, tokenizer: config.tokenizer, model: config.model, threads: resolveThreads(config.threads, config.model.d_model) };
+  const shared = { seed: config.seed, tokenizer: config.tokenizer, model: config.model, threads: configThreads(config) };
   const sftFinal = finalOf(config, 'sft');
   switch (stage) {
     case 'pretrain': {
