@@ -119,23 +119,31 @@ function constantDomain(points: readonly { value: number }[]): { domain?: [numbe
   return { domain: [v - half, v + half] };
 }
 
-function lineSpec(points: Point[], order: string[], xTitle: string, yTitle: string, description: string): TopLevelSpec {
+/** A layered chart of `points` with one colour per series (in `order`); x and y encodings and layers vary. */
+function seriesChart(points: readonly object[], order: string[], description: string, x: object, y: object, layer: unknown[]): TopLevelSpec {
   return {
     description,
     width: WIDTH,
     height: HEIGHT,
     config: CONFIG,
     data: { values: points },
-    encoding: {
-      x: { field: 'step', type: 'quantitative', title: xTitle, axis: { tickMinStep: 1 } },
-      y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false, ...constantDomain(points) } },
-      color: { field: 'series', type: 'nominal', sort: order, legend: { title: null } },
-    },
-    layer: [
+    encoding: { x, y, color: { field: 'series', type: 'nominal', sort: order, legend: { title: null } } },
+    layer,
+  } as TopLevelSpec;
+}
+
+function lineSpec(points: Point[], order: string[], xTitle: string, yTitle: string, description: string): TopLevelSpec {
+  return seriesChart(
+    points,
+    order,
+    description,
+    { field: 'step', type: 'quantitative', title: xTitle, axis: { tickMinStep: 1 } },
+    { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false, ...constantDomain(points) } },
+    [
       { mark: { type: 'line', strokeWidth: 1.6, interpolate: 'linear' } },
       { transform: [{ filter: 'datum.sparse' }], mark: { type: 'point', filled: true, size: 28 } },
     ],
-  } as TopLevelSpec;
+  );
 }
 
 /** x = KL, y = proxy and gold reward: the reward over-optimisation picture (Gao et al. 2022). */
@@ -150,19 +158,14 @@ function rewardVsKlSpec(points: { kl: number; value: number; series: string; lab
       encoding: { text: { field: 'label', type: 'nominal' }, color: { value: '#57606a' } },
     });
   }
-  return {
+  return seriesChart(
+    points,
+    order,
     description,
-    width: WIDTH,
-    height: HEIGHT,
-    config: CONFIG,
-    data: { values: points },
-    encoding: {
-      x: { field: 'kl', type: 'quantitative', title: 'KL to the reference policy (nats)', scale: { zero: true, nice: true } },
-      y: { field: 'value', type: 'quantitative', title: 'reward', scale: { zero: false } },
-      color: { field: 'series', type: 'nominal', sort: order, legend: { title: null } },
-    },
-    layer: layers,
-  } as TopLevelSpec;
+    { field: 'kl', type: 'quantitative', title: 'KL to the reference policy (nats)', scale: { zero: true, nice: true } },
+    { field: 'value', type: 'quantitative', title: 'reward', scale: { zero: false } },
+    layers,
+  );
 }
 
 function chartId(stage: string, title: string): string {
