@@ -1,5 +1,6 @@
 import { describe, it, expect, vi } from 'vitest';
-import { tf, type Tensor } from '../src/backend/tf.js';
+import { processNumerics, tf, type Tensor } from '../src/backend/tf.js';
+import { onednnRequested } from '../src/backend/numerics.js';
 import { gelu, layerNorm, sparseCrossEntropy } from '../src/model/kernels.js';
 
 /** The plain compositions of tf ops that the fast paths replace. */
@@ -41,7 +42,7 @@ describe('fast paths equal the plain compositions (values and gradients)', () =>
     });
   });
 
-  it('LayerNorm runs as one native kernel, and stays close where the mean dwarfs the spread', () => {
+  it('LayerNorm runs as one native kernel where TensorFlow can run it, and says so; stays close where the mean dwarfs the spread', () => {
     const backend = tf.backend() as unknown as { executeMultipleOutputs: (name: string) => unknown };
     const spy = vi.spyOn(backend, 'executeMultipleOutputs');
     tf.tidy(() => {
@@ -51,8 +52,18 @@ describe('fast paths equal the plain compositions (values and gradients)', () =>
       const b = tf.randomNormal([128], 0, 0.2, 'float32', 11);
       expect(maxDiff(layerNorm(x as never, g, b), plain.layerNorm(x, g, b))).toBeLessThan(1e-4);
     });
-    expect(spy.mock.calls.map((c) => c[0])).toContain('_MklLayerNorm');
+    const ranNative = spy.mock.calls.some((c) => c[0] === '_MklLayerNorm');
     spy.mockRestore();
+    const numerics = processNumerics();
+    // the recorded path is the one that ran
+    expect(numerics.fast_paths.layer_norm).toBe(ranNative ? 'native' : 'composite');
+    // x86-64 TensorFlow has the kernel: it runs whenever oneDNN's custom ops are off, and oneDNN on is detected, not guessed
+    if (process.arch === 'x64') {
+      const requested = onednnRequested();
+      if (requested !== undefined) expect(numerics.onednn).toBe(requested);
+      expect(numerics.onednn).not.toBeNull();
+      expect(ranNative).toBe(numerics.onednn === false);
+    }
   });
 
   it('GELU (tanh approximation)', () => {

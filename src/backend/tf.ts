@@ -1,4 +1,6 @@
 import { createRequire } from 'node:module';
+import { numericsEnvironment, onednnFromProbe, type NativeProbe, type NumericsEnvironment } from './numerics.js';
+import { withNativeStderrSilenced } from './quiet.js';
 import { threadsInEffect } from './threads.js';
 
 /**
@@ -31,7 +33,11 @@ function load(): TF {
     throw new BackendError(`unknown backend "${wanted}" (expected "tensorflow" or "cpu")`);
   }
   try {
-    return require('@tensorflow/tfjs-node') as TF;
+    return withNativeStderrSilenced(() => {
+      const tfjs = require('@tensorflow/tfjs-node') as TF;
+      probe = probeNative(tfjs);
+      return tfjs;
+    });
   } catch (err) {
     const reason = (err as Error).message.split('\n')[0];
     throw new BackendError(
@@ -41,6 +47,40 @@ function load(): TF {
   }
 }
 
+interface Binding {
+  TF_Version: string;
+  TF_ATTR_TYPE: number;
+  TF_ATTR_FLOAT: number;
+}
+
+/** The probe's findings; the pure-JS backend has no native kernels. */
+let probe: NativeProbe = { tensorflow: null, onednn: null, layerNormKernel: false };
+
+/**
+ * Asks TensorFlow, while its start-up lines are still silenced, which version it
+ * is and whether the one-kernel LayerNorm runs eagerly; the latter also tells
+ * whether oneDNN's custom ops are on (src/backend/numerics.ts).
+ */
+function probeNative(tfjs: TF): NativeProbe {
+  const backend = tfjs.backend() as unknown as { binding: Binding; executeMultipleOutputs(name: string, attrs: unknown[], inputs: unknown[], n: number): { dispose(): void }[] };
+  const { binding } = backend;
+  const inputs = [tfjs.ones([1, 2]), tfjs.ones([2]), tfjs.zeros([2])];
+  const attrs = [
+    { name: 'T', type: binding.TF_ATTR_TYPE, value: 1 },
+    { name: 'epsilon', type: binding.TF_ATTR_FLOAT, value: 1e-5 },
+  ];
+  let layerNorm: { ok: true } | { ok: false; message: string };
+  try {
+    backend.executeMultipleOutputs('_MklLayerNorm', attrs, inputs, 1).forEach((t) => t.dispose());
+    layerNorm = { ok: true };
+  } catch (err) {
+    layerNorm = { ok: false, message: String((err as Error).message) };
+  } finally {
+    inputs.forEach((t) => t.dispose());
+  }
+  return { tensorflow: binding.TF_Version, onednn: onednnFromProbe(layerNorm), layerNormKernel: layerNorm.ok };
+}
+
 export const tf: TF = load();
 
 /** TensorFlow intra-op threads this process runs with (fixed when TensorFlow loaded). */
@@ -48,6 +88,14 @@ export const tfThreads: number = threadsInEffect();
 
 export function backendName(): string {
   return tf.getBackend();
+}
+
+/** Whether TensorFlow's one-kernel LayerNorm runs in this process (not with oneDNN's custom ops on). */
+export const layerNormKernelAvailable: boolean = probe.layerNormKernel;
+
+/** The numerics environment of this process, for manifests, the bench and `rlhf verify`. */
+export function processNumerics(): NumericsEnvironment {
+  return numericsEnvironment(tf.getBackend(), tfThreads, probe);
 }
 
 // `tf` is a value, so its types are re-exported by name for annotations.

@@ -1,4 +1,4 @@
-import { tf, type Tensor, type Tensor1D, type Tensor2D } from '../backend/tf.js';
+import { layerNormKernelAvailable, tf, type Tensor, type Tensor1D, type Tensor2D } from '../backend/tf.js';
 import { nativeAvailable, runNativeOp, TF_FLOAT, TF_INT32, type NativeAttr } from '../backend/native.js';
 
 /**
@@ -43,7 +43,7 @@ function normalize(x: Tensor): { xhat: Tensor; rstd: Tensor } {
 
 /**
  * LayerNorm over the last axis of [N, d], with gain and bias [d]. The value comes
- * from TensorFlow's one-kernel oneDNN LayerNorm where the native backend has it
+ * from TensorFlow's one-kernel oneDNN LayerNorm where it runs (see nativeLayerNorm)
  * (9 kernels → 1: most of a generation step's LayerNorm cost is dispatch). The
  * backward pass recomputes x̂ and rstd instead of saving them, so training runs
  * the same number of kernels as before and inference runs far fewer.
@@ -86,28 +86,20 @@ export const gelu = custom((x: Tensor, save: Save) => {
   };
 }) as (x: Tensor) => Tensor;
 
-let layerNormKernel: boolean | undefined;
-
 /**
- * TensorFlow's oneDNN LayerNorm kernel. The x86-64 CPU builds register it whether
- * or not oneDNN graph rewrites are on; other builds may not, so the first call
- * probes and a missing kernel means the composite path from then on.
+ * TensorFlow's oneDNN LayerNorm kernel. With oneDNN's custom ops on (the default
+ * on AVX-512 CPUs) TensorFlow's eager runtime cannot find it, and builds for
+ * other CPUs may lack it: then LayerNorm runs as the composite. Which one runs
+ * was probed when TensorFlow loaded; manifests and the bench record it
+ * (`fast_paths.layer_norm`), so the fallback is never silent.
  */
 function nativeLayerNorm(x: Tensor, gain: Tensor, bias: Tensor): Tensor | undefined {
-  if (!nativeAvailable() || layerNormKernel === false) return undefined;
+  if (!nativeAvailable() || !layerNormKernelAvailable) return undefined;
   const attrs: NativeAttr[] = [
     { name: 'T', type: 'type', value: TF_FLOAT },
     { name: 'epsilon', type: 'float', value: LN_EPS },
   ];
-  try {
-    const [y] = runNativeOp('_MklLayerNorm', attrs, [x, gain, bias], 1);
-    layerNormKernel = true;
-    return y;
-  } catch (err) {
-    if (layerNormKernel) throw err;
-    layerNormKernel = false;
-    return undefined;
-  }
+  return runNativeOp('_MklLayerNorm', attrs, [x, gain, bias], 1)[0];
 }
 
 /** TF's fused sparse softmax cross-entropy (loss and its gradient in one kernel), when on the native backend. */
