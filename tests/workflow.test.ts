@@ -39,9 +39,9 @@ interface CliResult {
 }
 
 /** Runs bin/rlhf.js in a child process (asynchronously, so the test worker stays responsive). */
-function rlhf(args: string[]): Promise<CliResult> {
+function rlhf(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'rlhf.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'rlhf.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -213,7 +213,7 @@ describe('rlhf verify', () => {
     fs.writeFileSync(evalManifest, JSON.stringify({ ...JSON.parse(original), threads: 3 }));
     const mismatch = await rlhf(['verify', run, '--stage', 'eval']);
     expect(mismatch.code).toBe(2);
-    expect(errorLine(mismatch)).toMatch(/^rlhf: verify failed: .*\/eval: ran with 3 TensorFlow threads and this process has \d+/);
+    expect(errorLine(mismatch)).toMatch(/^rlhf: verify failed: .*\/eval: recorded in another numerics environment, so a re-run cannot match bit for bit: 3 TensorFlow thread\(s\) there, \d+ here/);
     fs.writeFileSync(evalManifest, original);
 
     const weights = path.join(run, 'sft', 'final', 'model.weights.bin');
@@ -224,6 +224,39 @@ describe('rlhf verify', () => {
     expect(bad.code).toBe(2);
     expect(errorLine(bad)).toMatch(/^rlhf: verify failed: .*\/sft\/final\/model\.weights\.bin: sha256 differs from the manifest/);
   }, 180_000);
+});
+
+describe('numerics environment', () => {
+  it('each manifest records it; verify reproduces a run from the other oneDNN mode by setting it, and names the mode as the reason when told otherwise', async () => {
+    const envFile = writeConfig(tinyPretrainConfig({ max_steps: 20, warmup_steps: 5, log_interval: 10, eval_interval: 10, checkpoint_interval: 10 }), 'numerics.yaml');
+    const envRun = path.join(path.dirname(envFile), 'runs', 'tiny');
+    const withOnednn = (value: string | undefined): NodeJS.ProcessEnv => {
+      const env = { ...process.env };
+      if (value === undefined) delete env.TF_ENABLE_ONEDNN_OPTS;
+      else env.TF_ENABLE_ONEDNN_OPTS = value;
+      return env;
+    };
+    const made = await rlhf(['pretrain', '-c', envFile], withOnednn('0'));
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stderr).toBe(''); // TensorFlow's start-up lines are silenced
+    const numerics = readManifest(path.join(envRun, 'pretrain'))!.numerics!;
+    expect(numerics).toMatchObject({ backend: 'tensorflow', onednn_setting: '0', threads: 1 });
+    expect(numerics.tensorflow).toMatch(/^\d+\.\d+\.\d+/);
+    expect(numerics.cpu.model.length).toBeGreaterThan(0);
+    expect(['native', 'composite']).toContain(numerics.fast_paths.layer_norm);
+    if (process.arch === 'x64') expect(numerics.onednn).toBe(false);
+
+    // no TF_ENABLE_ONEDNN_OPTS: verify takes the recorded mode, so the run reproduces on any CPU
+    const same = await rlhf(['verify', envRun], withOnednn(undefined));
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout).toContain('reproduces exactly');
+    if (process.arch === 'x64') {
+      // told to use the other mode: the reason is the environment, not a bare first difference
+      const other = await rlhf(['verify', envRun], withOnednn('1'));
+      expect(other.code).toBe(2);
+      expect(errorLine(other)).toMatch(/^rlhf: verify failed: .*\/pretrain: recorded in another numerics environment, so a re-run cannot match bit for bit: oneDNN off there, on here \(TF_ENABLE_ONEDNN_OPTS=0 reproduces it\)/);
+    }
+  }, 120_000);
 });
 
 describe('TensorFlow threads', () => {

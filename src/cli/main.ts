@@ -342,9 +342,11 @@ Examples:
   rlhf verify runs/sentiment --stage ppo --json`,
     )
     .action(async (runDir: string, opts: { stage?: string; quick?: boolean; keep?: boolean; json?: boolean }) => {
-      // Re-runs reproduce bits only with the thread count the run had; TensorFlow reads it on load.
-      const threads = (await import('../workflow/run-threads.js')).recordedThreads(runDir);
-      if (threads !== undefined) (await import('../backend/threads.js')).configureThreads(threads);
+      // Re-runs reproduce bits only with the thread count and oneDNN mode the run had; TensorFlow reads both on load.
+      // An explicit TF_ENABLE_ONEDNN_OPTS wins, and verify then names the mismatch as the reason.
+      const recorded = (await import('../workflow/run-numerics.js')).recordedNumerics(runDir);
+      if (recorded.threads !== undefined) (await import('../backend/threads.js')).configureThreads(recorded.threads);
+      if (recorded.onednn !== undefined) process.env.TF_ENABLE_ONEDNN_OPTS ??= recorded.onednn ? '1' : '0';
       const { verifyRun } = await import('../workflow/verify.js');
       const { VerifyError } = await import('../workflow/errors.js');
       const result = await verifyRun(runDir, { ...opts, log: (line) => process.stderr.write(`verify: ${line}\n`) });

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
-import { tf, tfThreads } from '../backend/tf.js';
+import { processNumerics, tf, tfThreads } from '../backend/tf.js';
+import type { NumericsEnvironment } from '../backend/numerics.js';
 import { configThreads } from '../backend/threads.js';
 import { checkpointHash } from '../checkpoint/checkpoint.js';
 import { ConfigError } from '../config/load.js';
@@ -30,6 +31,8 @@ export interface StageManifest {
   backend: string;
   /** TensorFlow intra-op threads the stage ran with (they change floating-point sums). */
   threads: number;
+  /** oneDNN on/off, TensorFlow version, CPU and its vector extensions, fast paths taken: what else decides the bits. */
+  numerics?: NumericsEnvironment;
   parents: { path: string; sha256: string }[];
   final?: { path: string; sha256: string };
   resumed_from_step?: number;
@@ -164,6 +167,7 @@ export class StageRun {
       git_commit: gitCommit(),
       backend: tf.getBackend(),
       threads: tfThreads,
+      numerics: processNumerics(),
       parents: (opts.parents ?? []).map((p) => ({ path: p, sha256: checkpointHash(p) })),
     };
     const run = new StageRun(dir, stage, manifest, opts.echoLogs ?? false);

@@ -2,12 +2,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /**
- * The TensorFlow thread count a run's stages recorded in their manifests, when
- * they agree. Read with plain JSON so `rlhf verify` can set the threads before
- * TensorFlow loads (src/backend/threads.ts).
+ * The numerics settings a run's stages recorded in their manifests, each where
+ * the stages agree: the TensorFlow thread count and whether oneDNN's custom ops
+ * were on. Read with plain JSON so `rlhf verify` can set both before TensorFlow
+ * loads (it reads them once, on load).
  */
-export function recordedThreads(runDir: string): number | undefined {
-  const counts = new Set<number>();
+export interface RecordedNumerics {
+  threads?: number;
+  onednn?: boolean;
+}
+
+interface ManifestNumerics {
+  threads?: unknown;
+  numerics?: { onednn?: unknown };
+}
+
+export function recordedNumerics(runDir: string): RecordedNumerics {
+  const threads = new Set<number>();
+  const onednn = new Set<boolean>();
   const visit = (dir: string, depth: number): void => {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) return;
     for (const entry of fs.readdirSync(dir)) {
@@ -15,8 +27,9 @@ export function recordedThreads(runDir: string): number | undefined {
       const manifest = path.join(sub, 'manifest.json');
       if (fs.existsSync(manifest)) {
         try {
-          const threads = (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { threads?: unknown }).threads;
-          if (typeof threads === 'number') counts.add(threads);
+          const m = JSON.parse(fs.readFileSync(manifest, 'utf8')) as ManifestNumerics;
+          if (typeof m.threads === 'number') threads.add(m.threads);
+          if (typeof m.numerics?.onednn === 'boolean') onednn.add(m.numerics.onednn);
         } catch {
           // verify reports unreadable manifests itself
         }
@@ -26,5 +39,6 @@ export function recordedThreads(runDir: string): number | undefined {
     }
   };
   visit(runDir, 0);
-  return counts.size === 1 ? [...counts][0] : undefined;
+  const agreed = <T>(values: Set<T>): T | undefined => (values.size === 1 ? [...values][0] : undefined);
+  return { threads: agreed(threads), onednn: agreed(onednn) };
 }

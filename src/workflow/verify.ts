@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { tfThreads } from '../backend/tf.js';
+import { numericsDifference } from '../backend/numerics.js';
+import { processNumerics } from '../backend/tf.js';
 import { checkpointHash } from '../checkpoint/checkpoint.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
@@ -252,9 +253,10 @@ export async function verifyRun(runDirArg: string, opts: VerifyOptions = {}): Pr
       check.note = 'human labels cannot be re-run (integrity checked only)';
       continue;
     }
-    if (m.threads !== undefined && m.threads !== tfThreads) {
+    const numerics = numericsDifference({ ...m.numerics, backend: m.backend, threads: m.threads }, processNumerics());
+    if (numerics) {
       check.rerun = 'skipped';
-      fail(check, `${path.join(runDir, rel)}: ran with ${m.threads} TensorFlow threads and this process has ${tfThreads}, so a re-run cannot match bit for bit (rlhf verify sets them from the run when its stages agree)`);
+      fail(check, `${path.join(runDir, rel)}: recorded in another numerics environment, so a re-run cannot match bit for bit: ${numerics}`);
       continue;
     }
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-verify-'));
