@@ -6,7 +6,7 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { backendName, tf, tfThreads } from '../backend/tf.js';
+import { backendName, processNumerics, tf, tfThreads } from '../backend/tf.js';
 import { trainFlopsPerToken } from '../model/config.js';
 import { benchGeneration, type GenResult } from './generation.js';
 import { opTable, pct } from './opprofile.js';
@@ -199,6 +199,13 @@ function textReport(r: ShapeReport, a: Args): string {
   return out.join('\n');
 }
 
+/** oneDNN mode and LayerNorm path, for the header: a fast path that fell back is said, not silent. */
+function numericsLine(): string {
+  const n = processNumerics();
+  const onednn = n.onednn === null ? 'unknown' : n.onednn ? 'on' : 'off';
+  return `TensorFlow ${n.tensorflow ?? '-'}, oneDNN ${onednn}, LayerNorm ${n.fast_paths.layer_norm === 'native' ? 'one native kernel' : 'composite (native kernel unavailable)'}`;
+}
+
 const round = (x: number, d = 2) => Number(x.toFixed(d));
 
 function jsonReport(r: ShapeReport): Record<string, unknown> {
@@ -226,6 +233,8 @@ function jsonReport(r: ShapeReport): Record<string, unknown> {
     gen_sampling_ms: round(g.breakdown.samplingMs),
     gen_decode_kernels: g.breakdown.decodeCalls,
     backend: backendName(),
+    // oneDNN mode and the fast paths taken decide which kernels ran: a number means little without them
+    numerics: processNumerics(),
     load_avg_before: r.loadBefore,
     load_avg_after: r.loadAfter,
   };
@@ -280,7 +289,7 @@ async function main(): Promise<number> {
   if (!args.json) {
     process.stdout.write(
       `rlhf-lab bench — backend ${backendName()} (tfjs-node ${version}), node ${process.version}, ${cpus().length} cores, ` +
-        `TensorFlow intra-op threads ${tfThreads}, ` +
+        `TensorFlow intra-op threads ${tfThreads}, ${numericsLine()}, ` +
         `load average ${load()}\n\n`,
     );
   }
