@@ -200,14 +200,28 @@ function numeric(obj: Record<string, unknown> | undefined): Record<string, numbe
   return Object.fromEntries(Object.entries(obj ?? {}).filter(([k, v]) => typeof v === 'number' && Number.isFinite(v) && !isWallClockField(k))) as Record<string, number>;
 }
 
-/** A stage's numeric results, from its manifest (eval: the scores of the last policy compared, normally the final PPO policy). */
+/**
+ * An eval's numbers for a sweep row: the last policy compared (normally the
+ * final PPO policy), the first (the SFT policy it started from) as `sft_*`, and
+ * the differences `delta_*` — whether RLHF helped is a comparison, not a level.
+ */
+export function evalComparison(policies: readonly Record<string, unknown>[]): Record<string, number> {
+  const last = numeric(policies[policies.length - 1]);
+  if (policies.length < 2) return last;
+  const first = numeric(policies[0]);
+  const out: Record<string, number> = { ...last };
+  for (const [k, v] of Object.entries(first)) out[`sft_${k}`] = v;
+  for (const [delta, k] of [['delta_gold', 'gold_score'], ['delta_proxy', 'proxy_reward'], ['delta_distinct_2', 'distinct_2']]) {
+    if (last[k] !== undefined && first[k] !== undefined) out[delta] = last[k] - first[k];
+  }
+  return out;
+}
+
+/** A stage's numeric results, from its manifest (eval: see evalComparison). */
 export function stageMetrics(dir: string): Record<string, number> | undefined {
   const m = readPipelineManifest(dir);
   if (!m?.summary) return undefined;
-  if (m.stage === 'eval' && Array.isArray(m.summary.policies)) {
-    const policies = m.summary.policies as Record<string, unknown>[];
-    return numeric(policies[policies.length - 1]);
-  }
+  if (m.stage === 'eval' && Array.isArray(m.summary.policies)) return evalComparison(m.summary.policies as Record<string, unknown>[]);
   return numeric(m.summary);
 }
 

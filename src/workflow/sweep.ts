@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { LoadedConfig } from '../config/load.js';
+import { summarizeSeeds, type SeedSummary } from '../util/stats.js';
 import { Rng } from '../util/rng.js';
 import { UsageError, WorkflowError } from './errors.js';
 import type { PipelineResult } from './pipeline.js';
@@ -237,9 +238,7 @@ function writeSummaries(result: SweepResult, keys: string[]): void {
   };
   write(result.summary_csv, csv.map((row) => row.map(csvCell).join(',')).join('\n') + '\n');
 
-  const evalCols = metrics.filter((m) => m.startsWith('eval/'));
-  const lastStage = metrics.length ? metrics[metrics.length - 1].split('/')[0] : '';
-  const shown = [...new Set([...(metric ? [metric] : []), ...(evalCols.length ? evalCols : metrics.filter((m) => m.startsWith(`${lastStage}/`)))])].slice(0, 8);
+  const shown = shownColumns(metrics, metric);
   const done = result.trials.filter((t) => t.status === 'ok' || t.status === 'failed').length;
   const lines = [
     `# Sweep of ${path.basename(result.config)}`,
@@ -252,13 +251,71 @@ function writeSummaries(result: SweepResult, keys: string[]): void {
     `|---:|---|---|${[...keys, ...shown].map((_, i) => (i < keys.length ? '---' : '---:')).join('|')}|`,
     ...sorted.map((t, i) => `| ${i + 1} | ${t.id} | ${t.status}${t.exit_code ? ` (exit ${t.exit_code})` : ''} | ${[...keys.map((k) => mdCell(t.params[k])), ...shown.map((m) => fmt(t.metrics[m]))].join(' | ')} |`),
   ];
+  const overSeeds = seedAggregates(result.trials, keys, shown);
+  if (overSeeds.length) {
+    lines.push(
+      '',
+      '## Over seeds',
+      '',
+      'Per setting of the other keys: mean ± sd over its seeds, the 95% confidence interval of the mean (t), and how many seeds improved (Δ > 0).',
+      '',
+      `| ${[...overSeeds[0].setting.map(([k]) => k), 'seeds', ...overSeeds[0].columns.map(([m]) => m)].map(mdCell).join(' | ')} |`,
+      `|${[...overSeeds[0].setting.map(() => '---'), '---:', ...overSeeds[0].columns.map(() => '---:')].join('|')}|`,
+      ...overSeeds.map((g) => `| ${[...g.setting.map(([, v]) => mdCell(v)), String(g.seeds), ...g.columns.map(([m, s]) => aggregateCell(m, s))].join(' | ')} |`),
+    );
+  }
   const failed = sorted.filter((t) => t.status === 'failed');
   if (failed.length) {
     lines.push('', '## Failed trials', '');
     for (const t of failed) lines.push(`- ${t.id} (exit ${t.exit_code}): ${mdCell(t.error)} — log: ${t.log}`);
   }
   write(result.summary_md, lines.join('\n') + '\n');
-  write(path.join(result.sweep_dir, 'sweep.json'), JSON.stringify({ ...result, trials: sorted }, null, 2) + '\n');
+  write(path.join(result.sweep_dir, 'sweep.json'), JSON.stringify({ ...result, trials: sorted, over_seeds: overSeeds }, null, 2) + '\n');
+}
+
+/** What an RLHF sweep is read by: SFT gold, final gold, Δgold, proxy Δ, KL, distinct-2. */
+const RLHF_COLUMNS = ['eval/sft_gold_score', 'eval/gold_score', 'eval/delta_gold', 'eval/delta_proxy', 'eval/kl', 'eval/distinct_2'];
+
+/** summary.md's metric columns: the sort metric, then the RLHF comparison when the trials have one, else the last stage's metrics. */
+function shownColumns(metrics: string[], sortMetric: string | undefined): string[] {
+  const have = new Set(metrics);
+  const rlhf = RLHF_COLUMNS.filter((m) => have.has(m));
+  const evalCols = metrics.filter((m) => m.startsWith('eval/'));
+  const lastStage = metrics.length ? metrics[metrics.length - 1].split('/')[0] : '';
+  const rest = rlhf.length ? rlhf : evalCols.length ? evalCols : metrics.filter((m) => m.startsWith(`${lastStage}/`));
+  return [...new Set([...(sortMetric ? [sortMetric] : []), ...rest])].slice(0, 8);
+}
+
+export interface SeedAggregate {
+  /** The grid point: every swept key but seed. */
+  setting: [string, string][];
+  seeds: number;
+  columns: [string, SeedSummary][];
+}
+
+/** One row per setting of the non-seed keys, summarising its ok trials over seeds; empty when seed is not swept. */
+export function seedAggregates(trials: readonly TrialRecord[], keys: readonly string[], columns: readonly string[]): SeedAggregate[] {
+  if (!keys.includes('seed')) return [];
+  const others = keys.filter((k) => k !== 'seed');
+  const groups = new Map<string, TrialRecord[]>();
+  for (const t of trials.filter((x) => x.status === 'ok')) {
+    const id = JSON.stringify(others.map((k) => t.params[k]));
+    groups.set(id, [...(groups.get(id) ?? []), t]);
+  }
+  return [...groups.values()]
+    .filter((g) => g.length >= 2)
+    .map((g) => ({
+      setting: others.map((k): [string, string] => [k, g[0].params[k]]),
+      seeds: g.length,
+      columns: columns.filter((m) => g.every((t) => t.metrics[m] !== undefined)).map((m): [string, SeedSummary] => [m, summarizeSeeds(g.map((t) => t.metrics[m]))]),
+    }));
+}
+
+/** "0.052 ± 0.031 [0.020, 0.085]", with "5/6 > 0" for differences. */
+function aggregateCell(metric: string, s: SeedSummary): string {
+  const f = (x: number) => x.toFixed(3);
+  const improved = /\/delta_/.test(metric) ? `, ${s.positive}/${s.n} > 0` : '';
+  return `${f(s.mean)} ± ${f(s.sd)} [${f(s.ci95[0])}, ${f(s.ci95[1])}]${improved}`;
 }
 
 /** Runs one child process; resolves with its exit code, stdout, and the last non-empty stderr line. */
