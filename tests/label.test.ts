@@ -8,7 +8,7 @@ import { saveCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { main } from '../src/cli/main.js';
 import { loadConfig } from '../src/config/load.js';
 import { DataError } from '../src/data/corpus.js';
-import { isPermutation, rankingPairs, readComparisons, type Comparison } from '../src/label/comparisons.js';
+import { comparisonPairs, isPermutation, rankingPairs, readComparisons, tiedPairs, type Comparison } from '../src/label/comparisons.js';
 import { flipRanking, goldLabeler, goldRanking, humanLabeler, noisyRanking, parseAnswer, plackettLuceRanking } from '../src/label/labelers.js';
 import { disposeParams, initParams } from '../src/model/gpt.js';
 import { cutAfterStop, runLabel } from '../src/stages/label.js';
@@ -65,6 +65,26 @@ describe('comparisons file', () => {
     expect(isPermutation([1, 0, 3], 3)).toBe(false);
   });
 
+  it('ties: pairs the labeler called equal teach no preference; bad ties are named', () => {
+    // ranking 2 > 0 > 1 > 3 with 0 and 1 tied, and 2 and 3 tied (a forced order between equals)
+    expect(comparisonPairs({ ranking: [2, 0, 1, 3], ties: [[1, 0], [2, 3]] })).toEqual([
+      [2, 0],
+      [2, 1],
+      [0, 3],
+      [1, 3],
+    ]);
+    expect(comparisonPairs({ ranking: [1, 0] })).toEqual([[1, 0]]);
+    expect(tiedPairs([0.5, 0, 0.5, 0, NaN, NaN])).toEqual([
+      [0, 2],
+      [1, 3],
+      [4, 5],
+    ]);
+    const file = jsonlFile([ranked({ ties: [[0, 1]] })]);
+    expect(readComparisons(file)[0].value.ties).toEqual([[0, 1]]);
+    const bad = jsonlFile([ranked({}), ranked({ ties: [[0, 3]] })]);
+    expect(dataErrorOf(() => readComparisons(bad))).toMatch(/:2: ties\.0: \[0,3\] is not a pair of two different response indices in 0\.\.2/);
+  });
+
   it('reads ranked and plain pairwise lines', () => {
     const file = jsonlFile([ranked({}), '', JSON.stringify({ prompt: 'q', chosen: 'good', rejected: 'bad' })]);
     const records = readComparisons(file);
@@ -105,6 +125,12 @@ describe('gold labeler', () => {
     expect(await labeler.rank('p', ['aa', 'aaaa', 'a', 'aaa'])).toEqual([1, 3, 0, 2]);
     expect(await labeler.rank('p', ['bb', 'a', 'cc', 'dd'])).toEqual([0, 2, 3, 1]);
     expect(goldRanking([0.5, NaN, 0.9])).toEqual([2, 0, 1]);
+    // equal gold scores are ties, whatever order the ranking gives them
+    expect(labeler.ties!('p', ['bb', 'a', 'cc', 'dd'])).toEqual([
+      [0, 2],
+      [0, 3],
+      [2, 3],
+    ]);
   });
 
   it('ranks real task responses by the task gold score', async () => {
@@ -275,7 +301,9 @@ describe('rlhf label (gold)', () => {
         expect(r.indexOf('\n') === -1 || r.indexOf('\n') === r.length - 1).toBe(true);
       }
       expect(c.labeler).toBe('gold:arithmetic');
-      expect(c.ranking).toEqual(goldRanking(c.responses.map((r) => task.goldScore(c.prompt, r))));
+      const scores = c.responses.map((r) => task.goldScore(c.prompt, r));
+      expect(c.ranking).toEqual(goldRanking(scores));
+      expect(c.ties ?? []).toEqual(tiedPairs(scores));
     }
     expect(readComparisons(path.join(dir, 'comparisons.jsonl'))).toHaveLength(comparisons.length);
     const metrics = lines(path.join(dir, 'metrics.jsonl'));

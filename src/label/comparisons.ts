@@ -28,6 +28,12 @@ export interface Comparison {
   labeler: string;
   /** Index of the prompt in the label stage's prompt list (absent in external data). */
   prompt_index?: number;
+  /**
+   * Pairs of responses the labeler judged equally good. The ranking still
+   * orders them (it is a permutation), but no preference is learned or
+   * scored from them: a forced order between equals is noise.
+   */
+  ties?: [number, number][];
 }
 
 /** True when `ranking` holds each of 0..k−1 exactly once. */
@@ -50,6 +56,7 @@ const rankedSchema = z
     ranking: z.array(z.number().int()),
     labeler: z.string().default('unknown'),
     prompt_index: z.number().int().nonnegative().optional(),
+    ties: z.array(z.tuple([z.number().int(), z.number().int()])).optional(),
   })
   .superRefine((c, ctx) => {
     if (!isPermutation(c.ranking, c.responses.length)) {
@@ -58,6 +65,11 @@ const rankedSchema = z
         path: ['ranking'],
         message: `${JSON.stringify(c.ranking)} is not a permutation of 0..${c.responses.length - 1} (one index per response, best first)`,
       });
+    }
+    const k = c.responses.length;
+    const bad = (c.ties ?? []).findIndex(([a, b]) => a === b || a < 0 || b < 0 || a >= k || b >= k);
+    if (bad >= 0) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['ties', bad], message: `${JSON.stringify(c.ties![bad])} is not a pair of two different response indices in 0..${k - 1}` });
     }
   });
 
@@ -100,6 +112,22 @@ export function rankingPairs(ranking: readonly number[]): [number, number][] {
     for (let j = i + 1; j < ranking.length; j++) pairs.push([ranking[i], ranking[j]]);
   }
   return pairs;
+}
+
+/** The [better, worse] pairs a comparison teaches: its ranking's pairs, less the ones the labeler called ties. */
+export function comparisonPairs(c: Pick<Comparison, 'ranking' | 'ties'>): [number, number][] {
+  const pairs = rankingPairs(c.ranking);
+  if (!c.ties?.length) return pairs;
+  const tied = new Set(c.ties.flatMap(([a, b]) => [`${a},${b}`, `${b},${a}`]));
+  return pairs.filter(([a, b]) => !tied.has(`${a},${b}`));
+}
+
+/** Index pairs (i < j) whose scores are equal: what a scorer that ranks by these scores calls a tie. */
+export function tiedPairs(scores: readonly number[]): [number, number][] {
+  const same = (x: number, y: number) => x === y || (Number.isNaN(x) && Number.isNaN(y));
+  const out: [number, number][] = [];
+  for (let i = 0; i < scores.length; i++) for (let j = i + 1; j < scores.length; j++) if (same(scores[i], scores[j])) out.push([i, j]);
+  return out;
 }
 
 /** Where the label stage of an experiment writes its comparisons (the reward trainer's default data). */

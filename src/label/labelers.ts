@@ -2,6 +2,7 @@ import readline from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import type { LabelNoise } from '../config/schema.js';
 import type { Rng } from '../util/rng.js';
+import { tiedPairs } from './comparisons.js';
 
 /**
  * Labelers rank K responses to a prompt. The label stage asks one prompt at a
@@ -26,6 +27,8 @@ export interface Labeler {
   /** Whether a person answers (undo/quit are possible; progress goes to the terminal). */
   readonly interactive: boolean;
   rank(prompt: string, responses: readonly string[], context?: LabelContext): Promise<LabelDecision>;
+  /** Pairs of responses this labeler judges equally good (recorded as the comparison's `ties`); a person is not asked. */
+  ties?(prompt: string, responses: readonly string[]): [number, number][];
   /** A message for the person labeling ("nothing to undo"). */
   note?(message: string): void;
   /** Releases the input (a person's labeler reads stdin until closed); pending and later rank() calls answer 'quit'. */
@@ -133,6 +136,8 @@ export function goldLabeler(task: GoldScorer, noise: LabelNoise, rng: Rng | ((pr
       const source = typeof rng === 'function' ? rng(index) : rng;
       return Promise.resolve(noisyRanking(scores, noise, source));
     },
+    // Equal gold scores are equally good whatever the noise: their order in the ranking carries no preference.
+    ties: (prompt, responses) => tiedPairs(responses.map((r) => task.goldScore(prompt, r))),
   };
 }
 

@@ -461,7 +461,8 @@ export async function runLabel(loaded: LoadedConfig, opts: LabelOptions = {}): P
           appendJsonl(skippedPath, skip);
           entries.push({ kind: 'skip', skip });
         } else {
-          const comparison: Comparison = { prompt, responses, ranking: decision, labeler: labeler.name, prompt_index: i };
+          const ties = labeler.ties?.(prompt, responses) ?? [];
+          const comparison: Comparison = { prompt, responses, ranking: decision, labeler: labeler.name, prompt_index: i, ...(ties.length ? { ties } : {}) };
           appendJsonl(comparisonsPath, comparison);
           entries.push({ kind: 'answer', comparison });
         }

@@ -3,7 +3,7 @@ import { tf } from '../backend/tf.js';
 import { loadCheckpoint, readCheckpointMeta, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import { ConfigError, type LoadedConfig } from '../config/load.js';
 import { DataError } from '../data/corpus.js';
-import { readComparisons, rankingPairs, type Comparison } from '../label/comparisons.js';
+import { comparisonPairs, readComparisons, type Comparison } from '../label/comparisons.js';
 import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
 import { pairwiseLoss } from '../reward/loss.js';
@@ -36,7 +36,7 @@ function tokenizeComparisons(comparisons: readonly { value: Comparison; line: nu
     const { sequences } = tokenizeDemonstrations(demos, tokenizer, cfg.context_length - 1);
     const task = /^gold:(\w+)/.exec(c.labeler)?.[1];
     const gold = task ? c.responses.map((r) => getTask(task).goldScore(c.prompt, r)) : undefined;
-    return { prompt: sequences[0].ids.slice(0, sequences[0].promptLength), rows: sequences.map((s) => s.ids), pairs: rankingPairs(c.ranking), gold };
+    return { prompt: sequences[0].ids.slice(0, sequences[0].promptLength), rows: sequences.map((s) => s.ids), pairs: comparisonPairs(c), gold };
   });
 }
 
@@ -130,10 +130,12 @@ export function runTrainReward(loaded: LoadedConfig, opts: StageOptions = {}): P
       disposeParams(sft.params);
       throw err;
     }
-    const { train, evaluation } = splitEveryKth(items, cfg.eval_fraction);
+    // A comparison whose responses all tie teaches nothing (its prompt still serves the normalisation below).
+    const informative = items.filter((c) => c.pairs.length > 0);
+    const { train, evaluation } = splitEveryKth(informative, cfg.eval_fraction);
     if (train.length === 0 || evaluation.length === 0) {
       disposeParams(sft.params);
-      throw new DataError(`${dataFile}: too few comparisons (${items.length}) for a train/eval split`);
+      throw new DataError(`${dataFile}: too few comparisons with a preference (${informative.length} of ${items.length}) for a train/eval split`);
     }
     const B = cfg.batch_size;
     const padId = tokenizer.padId;
@@ -163,7 +165,7 @@ export function runTrainReward(loaded: LoadedConfig, opts: StageOptions = {}): P
           stops: taskStops(config.ppo?.prompts ?? config.label?.prompts),
         }),
       }),
-      describe: { parent, comparisons: items.length, eval: evaluation.length, data: dataFile },
+      describe: { parent, comparisons: items.length, all_tied: items.length - informative.length, eval: evaluation.length, data: dataFile },
     };
   });
 }
