@@ -191,6 +191,8 @@ const evaluation = z
     num_prompts: positiveInt.default(64),
     samples_per_prompt: positiveInt.default(1),
     seed: z.number().int().default(123),
+    /** Best-of-n on the SFT policy for these n (Gao et al.'s over-optimisation curve beside PPO's); none when absent. */
+    best_of_n: z.array(positiveInt.max(4096)).min(1).optional(),
     ...sampling,
   })
   .strict();

@@ -1,5 +1,7 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { fittedGain } from '../overoptimization/fit.js';
+import type { OveroptimizationReport } from '../overoptimization/curves.js';
 import { policyLabel, type EvalResult, type MetricRow, type RunData, type StageData } from './rundir.js';
 
 /**
@@ -201,7 +203,58 @@ function stageCharts(run: RunData, stage: StageData): Chart[] {
     }
   }
   if (stage.kind === 'eval' && stage.results?.length) charts.push(...evalCharts(run, stage, stage.results));
+  const over = stage.kind === 'eval' && stage.overoptimization ? overoptimizationChart(stage, stage.overoptimization) : undefined;
+  if (over) charts.push(over);
   return charts;
+}
+
+/**
+ * Gao et al.'s picture: gold and proxy gain over the starting policy against
+ * d = √KL, for best-of-n on the SFT policy and for PPO's iterations, with the
+ * fitted gold curves R_bon(d) = d(α − βd) and R_RL(d) = d(α − β log d).
+ */
+function overoptimizationChart(stage: StageData, over: OveroptimizationReport): Chart | undefined {
+  const bonBase = over.best_of_n.find((p) => p.n === 1);
+  const rlBase = over.rl[0];
+  const points: { d: number; value: number; series: string; kind: 'point' | 'fit' }[] = [];
+  if (bonBase) {
+    for (const p of over.best_of_n) {
+      points.push({ d: p.d, value: p.proxy_reward - bonBase.proxy_reward, series: 'best-of-n proxy', kind: 'point' });
+      if (finite(p.gold_score) && finite(bonBase.gold_score)) points.push({ d: p.d, value: p.gold_score - bonBase.gold_score, series: 'best-of-n gold', kind: 'point' });
+    }
+  }
+  if (rlBase) {
+    for (const p of thin(over.rl, MAX_POINTS)) {
+      points.push({ d: p.d, value: p.proxy_reward - rlBase.proxy_reward, series: 'PPO proxy', kind: 'point' });
+      points.push({ d: p.d, value: p.gold_score - rlBase.gold_score, series: 'PPO gold', kind: 'point' });
+    }
+  }
+  const captions: string[] = [];
+  for (const [name, fit, pts] of [['best-of-n', over.fits.bon, over.best_of_n], ['PPO', over.fits.rl, over.rl]] as const) {
+    if (!fit || pts.length === 0) continue;
+    const maxD = Math.max(...pts.map((p) => p.d), fit.peak_d ?? 0);
+    for (let i = 0; i <= 40; i++) points.push({ d: (maxD * i) / 40, value: fittedGain(fit, (maxD * i) / 40), series: `${name} gold fit`, kind: 'fit' });
+    captions.push(`${name}: α ${fit.alpha.toFixed(3)}, β ${fit.beta.toFixed(3)}, ${fit.peak_d === null ? 'no peak yet' : `gold peaks at d ${fit.peak_d.toFixed(2)} (KL ${(fit.peak_d ** 2).toFixed(2)} nats)`}`);
+  }
+  if (points.length === 0) return undefined;
+  const order = ['best-of-n gold', 'best-of-n gold fit', 'best-of-n proxy', 'PPO gold', 'PPO gold fit', 'PPO proxy'].filter((x) => points.some((p) => p.series === x));
+  return {
+    id: chartId(stage.id, 'overoptimization'),
+    stage: stage.id,
+    title: 'Over-optimisation: gain vs √KL (Gao et al. 2022)',
+    caption: `Gain over the starting policy; points measured, lines fitted to gold. ${captions.join('; ')}.`,
+    spec: seriesChart(
+      points,
+      order,
+      `${stage.id}: gold and proxy gain against the square root of KL, best-of-n and PPO, with fitted gold curves`,
+      { field: 'd', type: 'quantitative', title: 'd = √KL (√nats)', scale: { zero: true, nice: true } },
+      { field: 'value', type: 'quantitative', title: 'gain over the starting policy', scale: { zero: false } },
+      [
+        { transform: [{ filter: "datum.kind === 'point'" }], mark: { type: 'point', filled: true, size: 30, opacity: 0.8 } },
+        { transform: [{ filter: "datum.kind === 'fit'" }], mark: { type: 'line', strokeWidth: 1.6, strokeDash: [5, 3] } },
+      ],
+    ),
+  };
 }
 
 function evalCharts(run: RunData, stage: StageData, results: EvalResult[]): Chart[] {

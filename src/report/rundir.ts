@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { StageManifest } from '../run/stage.js';
+import type { OveroptimizationReport } from '../overoptimization/curves.js';
+import { readObjectLines } from '../run/metrics-file.js';
 
 /**
  * Reads a run directory (`runs/<name>/`) for the report: every stage directory
@@ -51,6 +53,8 @@ export interface StageData {
   badMetricLines: number;
   results?: EvalResult[];
   samples?: EvalSample[];
+  /** eval: best-of-n and PPO curves against √KL with their fits (overoptimization.json). */
+  overoptimization?: OveroptimizationReport;
   /** Number of TensorBoard event files in `<stage>/tensorboard/`. */
   tensorboardFiles: number;
 }
@@ -85,25 +89,6 @@ function readJson<T>(file: string): T | undefined {
   }
 }
 
-/** Parses JSONL, skipping lines that are not JSON objects (counted). */
-function readJsonl<T>(file: string): { rows: T[]; bad: number } {
-  const text = readText(file);
-  if (text === undefined) return { rows: [], bad: 0 };
-  const rows: T[] = [];
-  let bad = 0;
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const v = JSON.parse(line) as unknown;
-      if (v && typeof v === 'object' && !Array.isArray(v)) rows.push(v as T);
-      else bad++;
-    } catch {
-      bad++;
-    }
-  }
-  return { rows, bad };
-}
-
 function isStageDir(dir: string): boolean {
   return fs.existsSync(path.join(dir, 'manifest.json')) || fs.existsSync(path.join(dir, 'metrics.jsonl'));
 }
@@ -119,7 +104,7 @@ function loadStage(runDir: string, id: string): StageData {
   const dir = path.join(runDir, id);
   const kind = path.basename(id);
   const round = Number(/^round-(\d+)\//.exec(id)?.[1] ?? 1);
-  const { rows, bad } = readJsonl<Record<string, unknown>>(path.join(dir, 'metrics.jsonl'));
+  const { rows, bad } = readObjectLines(path.join(dir, 'metrics.jsonl'));
   const metrics: MetricRow[] = rows
     .filter((r) => typeof r.step === 'number')
     .map((r) => {
@@ -140,8 +125,10 @@ function loadStage(runDir: string, id: string): StageData {
   };
   const results = readJson<unknown>(path.join(dir, 'results.json'));
   if (Array.isArray(results)) stage.results = results.filter((r): r is EvalResult => !!r && typeof r === 'object' && typeof (r as EvalResult).policy === 'string');
+  const over = readJson<OveroptimizationReport>(path.join(dir, 'overoptimization.json'));
+  if (over && Array.isArray(over.best_of_n) && Array.isArray(over.rl)) stage.overoptimization = over;
   if (fs.existsSync(path.join(dir, 'samples.jsonl'))) {
-    stage.samples = readJsonl<EvalSample>(path.join(dir, 'samples.jsonl')).rows.filter((s) => typeof s.policy === 'string');
+    stage.samples = readObjectLines<EvalSample>(path.join(dir, 'samples.jsonl')).rows.filter((s) => typeof s.policy === 'string');
   }
   return stage;
 }

@@ -1,15 +1,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { CheckpointError, loadCheckpoint, readCheckpointMeta } from '../checkpoint/checkpoint.js';
+import { CheckpointError, loadCheckpoint, readCheckpointMeta, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import { ConfigError, type LoadedConfig } from '../config/load.js';
 import type { DataSource, EvalConfig } from '../config/schema.js';
 import { loadPrompts } from '../data/prompts.js';
 import { disposeParams } from '../model/gpt.js';
 import { readHost, responseLogprobs, rewardScores, sampleEpisodes } from '../ppo/rollout.js';
 import { IDENTITY_NORM, type RewardNorm } from '../reward/score.js';
+import { readObjectLines } from '../run/metrics-file.js';
 import { readManifest, StageRun, stageDir } from '../run/stage.js';
 import { encodePrompt, stopTokenIds } from '../sample/tokens.js';
 import { getTask } from '../tasks/index.js';
+import type { Task } from '../tasks/types.js';
+import { bestOfNKl, expectedBestOfN } from '../overoptimization/fit.js';
+import { overoptimizationReport, ppoCurve, type BestOfNPoint, type OveroptimizationReport } from '../overoptimization/curves.js';
 import { Rng } from '../util/rng.js';
 import { parentCheckpoint } from './sft.js';
 import { mean } from '../util/arrays.js';
@@ -84,60 +88,115 @@ export function defaultPolicies(loaded: LoadedConfig): string[] {
  * proxy as KL grows is how reward over-optimisation shows.
  */
 export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string[]): PolicyEvaluation[] {
-  const s = setup(loaded);
-  const reward = loadCheckpoint(s.rewardDir, { expectHead: 'score' });
-  const reference = loadCheckpoint(s.referenceDir, { expectHead: 'lm' });
-  const norm = (reward.meta.extra.reward_norm as RewardNorm | undefined) ?? IDENTITY_NORM;
-  const task = s.task ? getTask(s.task) : undefined;
-  try {
-    return policies.map((dir) => {
+  return withScorers(loaded, (scorers) =>
+    policies.map((dir) => {
       const policy = loadCheckpoint(dir, { expectHead: 'lm' });
       try {
-        if (policy.meta.tokenizer_fingerprint !== reward.meta.tokenizer_fingerprint) {
-          throw new CheckpointError(`${dir}: tokenizer does not match the reward model's (${s.rewardDir})`);
-        }
-        const { tokenizer } = policy;
-        const rng = new Rng(`${s.settings.seed}:eval`);
-        const stopIds = stopTokenIds(tokenizer, task?.stopSequences ?? []);
-        const jobs = s.prompts.flatMap((p) => Array.from({ length: s.settings.samples_per_prompt }, () => p));
-        const samples: PolicyEvaluation['samples'] = [];
-        const kls: number[] = [];
-        const lengths: number[] = [];
-        for (let i = 0; i < jobs.length; i += 32) {
-          const texts = jobs.slice(i, i + 32);
-          const ids = texts.map((t) => encodePrompt(tokenizer, t));
-          const e = sampleEpisodes(policy.params, policy.meta.model, ids, tokenizer, { maxNewTokens: s.settings.max_new_tokens, temperature: s.settings.temperature, topK: s.settings.top_k, topP: s.settings.top_p, stopIds }, rng);
-          const logp = readHost(() => responseLogprobs(policy.params, policy.meta.model, e, s.settings.temperature).logp);
-          const refLogp = readHost(() => responseLogprobs(reference.params, reference.meta.model, e, s.settings.temperature).logp);
-          const scores = rewardScores(reward.params, reward.meta.model, e, norm, tokenizer);
-          e.responses.forEach((r, b) => {
-            let kl = 0;
-            for (let t = 0; t < r.length; t++) kl += logp[b * e.R + t] - refLogp[b * e.R + t];
-            kls.push(kl);
-            lengths.push(r.length);
-            const response = tokenizer.decode(r);
-            samples.push({ prompt: texts[b], response, proxy_reward: scores[b], ...(task ? { gold_score: task.goldScore(texts[b], response) } : {}) });
-          });
-        }
+        const samples = samplePolicy(policy, dir, scorers, scorers.settings.samples_per_prompt);
         const responses = samples.map((x) => x.response);
         return {
           policy: dir,
           proxy_reward: mean(samples.map((x) => x.proxy_reward)),
-          ...(task ? { gold_score: mean(samples.map((x) => x.gold_score!)) } : {}),
-          kl: mean(kls),
-          response_length: mean(lengths),
+          ...(scorers.task ? { gold_score: mean(samples.map((x) => x.gold_score!)) } : {}),
+          kl: mean(samples.map((x) => x.kl)),
+          response_length: mean(samples.map((x) => x.length)),
           distinct_1: distinctN(responses, 1),
           distinct_2: distinctN(responses, 2),
-          samples,
+          samples: samples.map(({ prompt, response, proxy_reward, gold_score }) => ({ prompt, response, proxy_reward, ...(gold_score !== undefined ? { gold_score } : {}) })),
         };
       } finally {
         disposeParams(policy.params);
       }
-    });
+    }),
+  );
+}
+
+/** The eval's prompts and settings with the reward model, the KL reference and the gold scorer loaded. */
+interface Scorers extends EvalSetup {
+  reward: LoadedCheckpoint;
+  reference: LoadedCheckpoint;
+  norm: RewardNorm;
+  gold?: Task;
+}
+
+function withScorers<T>(loaded: LoadedConfig, fn: (scorers: Scorers) => T): T {
+  const s = setup(loaded);
+  const reward = loadCheckpoint(s.rewardDir, { expectHead: 'score' });
+  try {
+    const reference = loadCheckpoint(s.referenceDir, { expectHead: 'lm' });
+    try {
+      const norm = (reward.meta.extra.reward_norm as RewardNorm | undefined) ?? IDENTITY_NORM;
+      return fn({ ...s, reward, reference, norm, gold: s.task ? getTask(s.task) : undefined });
+    } finally {
+      disposeParams(reference.params);
+    }
   } finally {
     disposeParams(reward.params);
-    disposeParams(reference.params);
   }
+}
+
+interface ScoredSample {
+  prompt: string;
+  response: string;
+  proxy_reward: number;
+  gold_score?: number;
+  /** Σ_t log π(y_t) − log π_ref(y_t) of this sample. */
+  kl: number;
+  length: number;
+}
+
+/** `perPrompt` samples of each eval prompt (prompt-major), with proxy reward, gold score and KL to the reference. Same seed for every policy. */
+function samplePolicy(policy: LoadedCheckpoint, dir: string, s: Scorers, perPrompt: number): ScoredSample[] {
+  if (policy.meta.tokenizer_fingerprint !== s.reward.meta.tokenizer_fingerprint) {
+    throw new CheckpointError(`${dir}: tokenizer does not match the reward model's (${s.rewardDir})`);
+  }
+  const { tokenizer } = policy;
+  const rng = new Rng(`${s.settings.seed}:eval`);
+  const stopIds = stopTokenIds(tokenizer, s.gold?.stopSequences ?? []);
+  const jobs = s.prompts.flatMap((p) => Array.from({ length: perPrompt }, () => p));
+  const out: ScoredSample[] = [];
+  for (let i = 0; i < jobs.length; i += 32) {
+    const texts = jobs.slice(i, i + 32);
+    const ids = texts.map((t) => encodePrompt(tokenizer, t));
+    const e = sampleEpisodes(policy.params, policy.meta.model, ids, tokenizer, { maxNewTokens: s.settings.max_new_tokens, temperature: s.settings.temperature, topK: s.settings.top_k, topP: s.settings.top_p, stopIds }, rng);
+    // the reference against itself: KL 0 without computing it
+    const logp = policy === s.reference ? undefined : readHost(() => responseLogprobs(policy.params, policy.meta.model, e, s.settings.temperature).logp);
+    const refLogp = logp && readHost(() => responseLogprobs(s.reference.params, s.reference.meta.model, e, s.settings.temperature).logp);
+    const scores = rewardScores(s.reward.params, s.reward.meta.model, e, s.norm, tokenizer);
+    e.responses.forEach((r, b) => {
+      let kl = 0;
+      if (logp && refLogp) for (let t = 0; t < r.length; t++) kl += logp[b * e.R + t] - refLogp[b * e.R + t];
+      const response = tokenizer.decode(r);
+      out.push({ prompt: texts[b], response, proxy_reward: scores[b], ...(s.gold ? { gold_score: s.gold.goldScore(texts[b], response) } : {}), kl, length: r.length });
+    });
+  }
+  return out;
+}
+
+/**
+ * Best-of-n on the reference (SFT) policy against the same reward model:
+ * `samples` responses per prompt, and for each n the expected proxy and gold
+ * score of the highest-proxy response among n of them (all subsets averaged,
+ * expectedBestOfN), at KL = log n − (n−1)/n.
+ */
+export function evaluateBestOfN(loaded: LoadedConfig, ns: readonly number[], samples = Math.max(...ns)): BestOfNPoint[] {
+  return withScorers(loaded, (s) => {
+    const rows = samplePolicy(s.reference, s.referenceDir, s, samples);
+    const byPrompt = s.prompts.map((_, p) => rows.slice(p * samples, (p + 1) * samples));
+    return [...new Set([1, ...ns])].sort((a, b) => a - b).map((n) => {
+      const pick = (value: (x: ScoredSample) => number) => mean(byPrompt.map((g) => expectedBestOfN(g.map((x) => x.proxy_reward), g.map(value), n)));
+      const kl = bestOfNKl(n);
+      return { n, kl, d: Math.sqrt(kl), proxy_reward: pick((x) => x.proxy_reward), ...(s.gold ? { gold_score: pick((x) => x.gold_score!) } : {}) };
+    });
+  });
+}
+
+export const OVEROPTIMIZATION_FILE = 'overoptimization.json';
+
+/** Best-of-n on the SFT policy and the PPO stage's own curve (when it ran), with both fits. */
+export function overoptimization(loaded: LoadedConfig, ns: readonly number[]): OveroptimizationReport {
+  const { rows } = readObjectLines<Record<string, number>>(path.join(stageDir(loaded.config, 'ppo'), 'metrics.jsonl'));
+  return overoptimizationReport(evaluateBestOfN(loaded, ns), ppoCurve(rows));
 }
 
 /** Fixed-width table of the evaluations, for the terminal. */
@@ -166,12 +225,14 @@ export async function runEval(loaded: LoadedConfig, policies?: string[]): Promis
     const results = evaluatePolicies(loaded, list);
     const summary = results.map(({ samples, ...rest }) => rest);
     fs.writeFileSync(path.join(run.dir, 'results.json'), JSON.stringify(summary, null, 2) + '\n');
+    const over = loaded.config.eval?.best_of_n ? overoptimization(loaded, loaded.config.eval.best_of_n) : undefined;
+    if (over) fs.writeFileSync(path.join(run.dir, OVEROPTIMIZATION_FILE), JSON.stringify(over, null, 2) + '\n');
     fs.writeFileSync(path.join(run.dir, 'samples.jsonl'), results.flatMap((r) => r.samples.map((x) => JSON.stringify({ policy: r.policy, ...x }))).join('\n') + '\n');
     results.forEach((r, i) => {
       const { samples, policy, ...numbers } = r;
       run.metrics(i, Object.fromEntries(Object.entries(numbers).filter(([, v]) => typeof v === 'number')) as Record<string, number>);
     });
-    run.complete({ policies: summary });
+    run.complete({ policies: summary, ...(over ? { overoptimization: over.fits } : {}) });
     return { dir: run.dir, results };
   } catch (err) {
     run.fail('failed', (err as Error).message);
