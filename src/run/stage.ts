@@ -33,13 +33,29 @@ export interface StageManifest {
   parents: { path: string; sha256: string }[];
   final?: { path: string; sha256: string };
   resumed_from_step?: number;
+  /** Settings changed on --resume with --allow-config-change; config.yaml keeps the values the run started with. */
+  config_changes?: ConfigChange[];
   error?: string;
   summary?: Record<string, unknown>;
+}
+
+/** One setting changed when a run was resumed: steps from `at_step` on ran with `to`. */
+export interface ConfigChange {
+  at_step: number;
+  /** Dotted key path, e.g. "pretrain.lr". */
+  key: string;
+  from: unknown;
+  to: unknown;
 }
 
 export interface OpenStageOptions {
   force?: boolean;
   resume?: boolean;
+  /**
+   * On resume, the result of resumeConfigChanges (src/run/resume-config.ts):
+   * config.yaml is then kept as the run recorded it and these go into the manifest.
+   */
+  configChanges?: ConfigChange[];
   /** Checkpoints this stage reads; their hashes go into the manifest. */
   parents?: string[];
   /** Echo log lines to stderr (when no progress bar is drawn). */
@@ -154,7 +170,7 @@ export class StageRun {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     fs.mkdirSync(path.join(dir, 'checkpoints'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'config.yaml'), toYaml(config));
+    if (!opts.configChanges) fs.writeFileSync(path.join(dir, 'config.yaml'), toYaml(config));
     const manifest: StageManifest = {
       stage,
       status: 'running',
@@ -165,6 +181,7 @@ export class StageRun {
       backend: tf.getBackend(),
       threads: tfThreads,
       parents: (opts.parents ?? []).map((p) => ({ path: p, sha256: checkpointHash(p) })),
+      ...(opts.configChanges?.length ? { config_changes: opts.configChanges } : {}),
     };
     const run = new StageRun(dir, stage, manifest, opts.echoLogs ?? false);
     if (config.tensorboard) run.tensorboard = TensorBoardWriter.open(path.join(dir, 'tensorboard'), run.logger);
