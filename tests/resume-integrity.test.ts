@@ -118,3 +118,46 @@ describe('--resume checks the config against the one the run recorded', () => {
     expect(withoutWallClock(readJsonl(path.join(run.dir, 'metrics.jsonl')))).toEqual(withoutWallClock(run.fullMetrics));
   });
 });
+
+describe('--resume repairs what a kill mid-write left', () => {
+  it('drops a half-written last metrics line and stale temporary checkpoint folders; the result equals the uninterrupted run', async () => {
+    const run = await interruptedRun();
+    const metricsFile = path.join(run.dir, 'metrics.jsonl');
+    const text = fs.readFileSync(metricsFile, 'utf8');
+    fs.writeFileSync(metricsFile, text.slice(0, text.length - 20)); // killed in the middle of the last line
+    const temporaries = [
+      path.join(run.dir, 'checkpoints', '.step-000020.tmp-4194301-1764495000000'),
+      path.join(run.dir, '.final.tmp-4194301-1764495000001'),
+      path.join(run.dir, 'manifest.json.tmp-4194301'),
+    ];
+    fs.mkdirSync(temporaries[0]);
+    fs.writeFileSync(path.join(temporaries[0], 'model.weights.bin'), 'half');
+    fs.mkdirSync(temporaries[1]);
+    fs.writeFileSync(temporaries[2], '{"stage": "pre');
+
+    const r = await rlhf('pretrain', '-c', run.file, '--resume');
+    expect(r.code, r.stderr).toBe(0);
+    expect(withoutWallClock(readJsonl(metricsFile))).toEqual(withoutWallClock(run.fullMetrics));
+    expect(fs.readFileSync(path.join(run.dir, 'final', 'model.weights.bin')).equals(run.fullWeights)).toBe(true);
+    for (const t of temporaries) expect(fs.existsSync(t), t).toBe(false);
+    expect(fs.readdirSync(path.join(run.dir, 'checkpoints'))).toEqual(['step-000010']);
+    expect(manifestOf(run.dir).status).toBe('completed');
+    const warnings = readJsonl(path.join(run.dir, 'log.jsonl')).filter((l) => (l as unknown as { msg: string }).msg === 'repaired what an interrupted write left');
+    expect(warnings).toHaveLength(2);
+  });
+
+  it('a corrupt line before the last is a one-line error naming file:line, and nothing is written', async () => {
+    const run = await interruptedRun();
+    const metricsFile = path.join(run.dir, 'metrics.jsonl');
+    const lines = fs.readFileSync(metricsFile, 'utf8').split('\n');
+    lines[1] = lines[1].slice(0, 12);
+    fs.writeFileSync(metricsFile, lines.join('\n'));
+    const runDir = path.dirname(run.dir);
+    const before = snapshot(runDir);
+    const r = await rlhf('pretrain', '-c', run.file, '--resume');
+    expect(r.code).toBe(2);
+    expectOneLineError(r, new RegExp(`^rlhf: ${metricsFile}:2: not a metrics line \\(\\{"step": N, \\.\\.\\.\\}\\); only a partly written last line can be dropped on --resume$`));
+    expect(snapshot(runDir)).toEqual(before);
+    expect(manifestOf(run.dir).status).toBe('running');
+  });
+});

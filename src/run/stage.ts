@@ -10,7 +10,7 @@ import { checkpointHash } from '../checkpoint/checkpoint.js';
 import { ConfigError } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
 import { TensorBoardWriter } from '../report/tensorboard.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { removeTemporaries, writeFileAtomic } from '../util/fs.js';
 import { acquireStageLock } from '../workflow/lock.js';
 
 /** The stage directory is in a state the requested run may not overwrite. */
@@ -110,6 +110,38 @@ export function readManifest(dir: string): StageManifest | undefined {
 }
 
 /**
+ * Where the partly written last line of a metrics.jsonl starts, if a process
+ * killed mid-write left one. An unreadable line before the last is corruption,
+ * not an interrupted write: a one-line error naming file:line.
+ */
+function partialLastLine(file: string): { line: number; offset: number } | undefined {
+  // latin1: one character per byte, so string offsets are file offsets.
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'latin1') : '';
+  let offset = 0;
+  const lines = text.split('\n').map((line, i) => {
+    const entry = { text: line, number: i + 1, offset };
+    offset += line.length + 1;
+    return entry;
+  });
+  const written = lines.filter((l) => l.text !== '');
+  for (const [i, l] of written.entries()) {
+    if (metricsStep(l.text) !== undefined) continue;
+    if (i === written.length - 1) return { line: l.number, offset: l.offset };
+    throw new StageStateError(`${file}:${l.number}: not a metrics line ({"step": N, ...}); only a partly written last line can be dropped on --resume`);
+  }
+  return undefined;
+}
+
+function metricsStep(line: string): number | undefined {
+  try {
+    const step = (JSON.parse(line) as { step?: unknown }).step;
+    return typeof step === 'number' ? step : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * One run of one stage in `runs/<name>/<stage>/`: resolved config, manifest,
  * metrics.jsonl, log.jsonl, periodic checkpoints and `final/`. Opening it is
  * the first side effect a stage has, so every input must be validated before.
@@ -159,9 +191,19 @@ export class StageRun {
   private static create(config: ExperimentConfig, stage: string, opts: OpenStageOptions): StageRun {
     const dir = stageDir(config, stage);
     const previous = readManifest(dir);
+    const repairs: Record<string, unknown>[] = [];
     if (opts.resume) {
       if (!previous) throw new StageStateError(`${dir}: nothing to resume (no manifest.json)`);
       if (previous.status === 'completed') throw new StageStateError(`${dir}: already completed; nothing to resume`);
+      const metricsFile = path.join(dir, 'metrics.jsonl');
+      const partial = partialLastLine(metricsFile);
+      // Checks passed: undo what a kill mid-write left (we hold the lock, so no writer is alive).
+      if (partial) {
+        fs.truncateSync(metricsFile, partial.offset);
+        repairs.push({ dropped_partial_line: `${metricsFile}:${partial.line}` });
+      }
+      const removed = [dir, path.join(dir, 'checkpoints')].flatMap(removeTemporaries);
+      if (removed.length > 0) repairs.push({ removed_temporaries: removed });
     } else if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
       if (!opts.force) {
         const what = previous?.status === 'completed' ? 'holds a completed run' : 'holds an unfinished run (use --resume to continue it)';
@@ -184,6 +226,7 @@ export class StageRun {
       ...(opts.configChanges?.length ? { config_changes: opts.configChanges } : {}),
     };
     const run = new StageRun(dir, stage, manifest, opts.echoLogs ?? false);
+    for (const r of repairs) run.logger.warn(r, 'repaired what an interrupted write left');
     if (config.tensorboard) run.tensorboard = TensorBoardWriter.open(path.join(dir, 'tensorboard'), run.logger);
     run.writeManifest();
     return run;
