@@ -1,8 +1,9 @@
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { main } from '../src/cli/main.js';
 
 export const repoRoot = path.resolve(import.meta.dirname, '..');
 
@@ -12,6 +13,13 @@ export function writeConfig(config: Record<string, unknown>, name = 'exp.yaml'):
   const file = path.join(dir, name);
   fs.writeFileSync(file, stringify({ run_dir: path.join(dir, 'runs'), ...config }));
   return file;
+}
+
+const WALL_CLOCK = new Set(['tokens_per_s', 'elapsed_s']);
+
+/** Metric rows without the wall-clock fields, which differ between otherwise identical runs. */
+export function withoutWallClock(rows: Record<string, number>[]): Record<string, number>[] {
+  return rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !WALL_CLOCK.has(k))));
 }
 
 export function readJsonl(file: string): Record<string, number>[] {
@@ -55,4 +63,27 @@ export function oneLineError(kind: abstract new (...args: never[]) => Error, fn:
     return (e as Error).message;
   }
   throw new Error(`expected a ${kind.name}`);
+}
+
+/** Runs the CLI in-process; returns exit code and what it wrote to stderr. */
+export async function rlhf(...args: string[]): Promise<{ code: number; stderr: string }> {
+  let stderr = '';
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(['node', 'rlhf', ...args]);
+    return { code, stderr };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+export function expectOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  expect(r.code).not.toBe(0);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^rlhf: /);
+  expect(lines[0]).toMatch(pattern);
 }

@@ -4,15 +4,10 @@ import path from 'node:path';
 import { tf } from '../src/backend/tf.js';
 import { loadConfig } from '../src/config/load.js';
 import { runPretrain } from '../src/stages/pretrain.js';
-import { readJsonl, tinyPretrainConfig, writeConfig } from './helpers.js';
+import { readJsonl, tinyPretrainConfig, withoutWallClock, writeConfig } from './helpers.js';
 
 // Unigram character entropy of data/quickstart.txt, −Σ p ln p (measured: 3.0943 nats).
 const UNIGRAM_ENTROPY = 3.0943;
-const WALL_CLOCK = new Set(['tokens_per_s', 'elapsed_s']);
-
-function withoutWallClock(rows: Record<string, number>[]) {
-  return rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !WALL_CLOCK.has(k))));
-}
 
 describe('pretrain', () => {
   it('learns the quickstart corpus: val loss far below the unigram entropy', async () => {

@@ -63,11 +63,12 @@ export function buildProgram(): Command {
 
   const stage = (name: string, description: string, examples: string[], run: StageRunner): void => {
     stageOptions(configOptions(program.command(name), true))
+      .option('--allow-config-change', 'with --resume: continue with settings that differ from the run\'s config.yaml (recorded in manifest.json)')
       .description(description)
       .addHelpText('after', `\nExamples:\n${examples.map((e) => `  ${e}`).join('\n')}`)
       .action(async (opts: StageFlags) => {
         const loaded = await loadConfigFrom(opts);
-        const result = await run(loaded, { force: opts.force, resume: opts.resume });
+        const result = await run(loaded, { force: opts.force, resume: opts.resume, allowConfigChange: opts.allowConfigChange });
         const shown = Object.entries(result.metrics)
           .filter(([k]) => !['tokens_per_s', 'elapsed_s', 'lr'].includes(k))
           .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`)
@@ -370,11 +371,12 @@ interface StageFlags {
   set: string[];
   force?: boolean;
   resume?: boolean;
+  allowConfigChange?: boolean;
 }
 
 type StageRunner = (
   loaded: import('../config/load.js').LoadedConfig,
-  opts: { force?: boolean; resume?: boolean },
+  opts: import('../stages/supervised.js').StageOptions,
 ) => Promise<{ finalPath: string; metrics: Record<string, number> }>;
 
 interface SampleFlags {

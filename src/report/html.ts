@@ -104,6 +104,10 @@ function manifestBlock(run: RunData, stage: StageData): string {
     ['git commit', m.git_commit ? `<span class="mono">${esc(m.git_commit)}</span>` : '-'],
   ];
   if (m.resumed_from_step !== undefined) items.push(['resumed from step', esc(m.resumed_from_step)]);
+  // config.yaml shows the settings the run started with; these replaced some of them on a resume.
+  if (m.config_changes?.length) {
+    items.push(['changed on resume', m.config_changes.map((c) => `<span class="mono">${esc(c.key)}</span>: ${esc(JSON.stringify(c.from))} → ${esc(JSON.stringify(c.to))} from step ${esc(c.at_step)}`).join('<br>')]);
+  }
   const hash = (h: { path: string; sha256: string }) =>
     `<span class="mono">${esc(policyLabel(h.path, run.root))}</span> <span class="mono muted" title="${esc(h.sha256)}">sha256 ${esc(h.sha256.slice(0, 12))}…</span>`;
   if (m.parents?.length) items.push(['parents', m.parents.map(hash).join('<br>')]);

@@ -11,7 +11,7 @@ import { checkpointHash } from '../checkpoint/checkpoint.js';
 import { ConfigError } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
 import { TensorBoardWriter } from '../report/tensorboard.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { removeTemporaries, writeFileAtomic } from '../util/fs.js';
 import { acquireStageLock } from '../workflow/lock.js';
 
 /** The stage directory is in a state the requested run may not overwrite. */
@@ -36,13 +36,29 @@ export interface StageManifest {
   parents: { path: string; sha256: string }[];
   final?: { path: string; sha256: string };
   resumed_from_step?: number;
+  /** Settings changed on --resume with --allow-config-change; config.yaml keeps the values the run started with. */
+  config_changes?: ConfigChange[];
   error?: string;
   summary?: Record<string, unknown>;
+}
+
+/** One setting changed when a run was resumed: steps from `at_step` on ran with `to`. */
+export interface ConfigChange {
+  at_step: number;
+  /** Dotted key path, e.g. "pretrain.lr". */
+  key: string;
+  from: unknown;
+  to: unknown;
 }
 
 export interface OpenStageOptions {
   force?: boolean;
   resume?: boolean;
+  /**
+   * On resume, the result of resumeConfigChanges (src/run/resume-config.ts):
+   * config.yaml is then kept as the run recorded it and these go into the manifest.
+   */
+  configChanges?: ConfigChange[];
   /** Checkpoints this stage reads; their hashes go into the manifest. */
   parents?: string[];
   /** Echo log lines to stderr (when no progress bar is drawn). */
@@ -91,6 +107,38 @@ function checkpointName(step: number): string {
 export function readManifest(dir: string): StageManifest | undefined {
   try {
     return JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as StageManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Where the partly written last line of a metrics.jsonl starts, if a process
+ * killed mid-write left one. An unreadable line before the last is corruption,
+ * not an interrupted write: a one-line error naming file:line.
+ */
+function partialLastLine(file: string): { line: number; offset: number } | undefined {
+  // latin1: one character per byte, so string offsets are file offsets.
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'latin1') : '';
+  let offset = 0;
+  const lines = text.split('\n').map((line, i) => {
+    const entry = { text: line, number: i + 1, offset };
+    offset += line.length + 1;
+    return entry;
+  });
+  const written = lines.filter((l) => l.text !== '');
+  for (const [i, l] of written.entries()) {
+    if (metricsStep(l.text) !== undefined) continue;
+    if (i === written.length - 1) return { line: l.number, offset: l.offset };
+    throw new StageStateError(`${file}:${l.number}: not a metrics line ({"step": N, ...}); only a partly written last line can be dropped on --resume`);
+  }
+  return undefined;
+}
+
+function metricsStep(line: string): number | undefined {
+  try {
+    const step = (JSON.parse(line) as { step?: unknown }).step;
+    return typeof step === 'number' ? step : undefined;
   } catch {
     return undefined;
   }
@@ -146,9 +194,19 @@ export class StageRun {
   private static create(config: ExperimentConfig, stage: string, opts: OpenStageOptions): StageRun {
     const dir = stageDir(config, stage);
     const previous = readManifest(dir);
+    const repairs: Record<string, unknown>[] = [];
     if (opts.resume) {
       if (!previous) throw new StageStateError(`${dir}: nothing to resume (no manifest.json)`);
       if (previous.status === 'completed') throw new StageStateError(`${dir}: already completed; nothing to resume`);
+      const metricsFile = path.join(dir, 'metrics.jsonl');
+      const partial = partialLastLine(metricsFile);
+      // Checks passed: undo what a kill mid-write left (we hold the lock, so no writer is alive).
+      if (partial) {
+        fs.truncateSync(metricsFile, partial.offset);
+        repairs.push({ dropped_partial_line: `${metricsFile}:${partial.line}` });
+      }
+      const removed = [dir, path.join(dir, 'checkpoints')].flatMap(removeTemporaries);
+      if (removed.length > 0) repairs.push({ removed_temporaries: removed });
     } else if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
       if (!opts.force) {
         const what = previous?.status === 'completed' ? 'holds a completed run' : 'holds an unfinished run (use --resume to continue it)';
@@ -157,7 +215,7 @@ export class StageRun {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     fs.mkdirSync(path.join(dir, 'checkpoints'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'config.yaml'), toYaml(config));
+    if (!opts.configChanges) fs.writeFileSync(path.join(dir, 'config.yaml'), toYaml(config));
     const manifest: StageManifest = {
       stage,
       status: 'running',
@@ -169,8 +227,10 @@ export class StageRun {
       threads: tfThreads,
       numerics: processNumerics(),
       parents: (opts.parents ?? []).map((p) => ({ path: p, sha256: checkpointHash(p) })),
+      ...(opts.configChanges?.length ? { config_changes: opts.configChanges } : {}),
     };
     const run = new StageRun(dir, stage, manifest, opts.echoLogs ?? false);
+    for (const r of repairs) run.logger.warn(r, 'repaired what an interrupted write left');
     if (config.tensorboard) run.tensorboard = TensorBoardWriter.open(path.join(dir, 'tensorboard'), run.logger);
     run.writeManifest();
     return run;

@@ -10,6 +10,7 @@ import { adaptiveKlController, fixedKlController, restoreKlController, type KlCo
 import { ppoIteration, type PpoModels } from '../ppo/trainer.js';
 import { IDENTITY_NORM, addScalarHead, type RewardNorm } from '../reward/score.js';
 import { createProgress, progressEnabled } from '../run/progress.js';
+import { resumeConfigChanges } from '../run/resume-config.js';
 import { latestCheckpoint, StageRun, StageStateError, stageDir } from '../run/stage.js';
 import { encodePrompt, stopTokenIds } from '../sample/tokens.js';
 import { getTask } from '../tasks/index.js';
@@ -78,11 +79,12 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   const dir = stageDir(config, stage);
   const resumeFrom = opts.resume ? latestCheckpoint(dir) : undefined;
   if (opts.resume && !resumeFrom) throw new StageStateError(`${dir}: no periodic checkpoint to resume from`);
+  const configChanges = resumeFrom ? resumeConfigChanges(loaded, stage, resumeFrom.step, opts.allowConfigChange ?? false) : undefined;
 
   const policyMeta = readCheckpointMeta(policyDir);
   const prompts = loadPrompts(cfg.prompts);
   const task = taskOf(cfg);
-  const run = StageRun.open(config, stage, { force: opts.force, resume: opts.resume, echoLogs: !progressEnabled(), parents: [policyDir, referenceDir, rewardDir] });
+  const run = StageRun.open(config, stage, { force: opts.force, resume: opts.resume, configChanges, echoLogs: !progressEnabled(), parents: [policyDir, referenceDir, rewardDir] });
 
   const ckpt: LoadedCheckpoint | undefined = resumeFrom ? loadCheckpoint(resumeFrom.path, { resume: true, expectHead: 'lm' }) : undefined;
   const policyCkpt = ckpt ?? loadCheckpoint(policyDir, { expectHead: 'lm' });

@@ -5,6 +5,7 @@ import type { TrainingLoopConfig } from '../config/schema.js';
 import { countParams, type GptConfig, type HeadKind } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
 import { progressEnabled } from '../run/progress.js';
+import { resumeConfigChanges } from '../run/resume-config.js';
 import { latestCheckpoint, StageRun, StageStateError, stageDir } from '../run/stage.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { AdamW } from '../train/adamw.js';
@@ -15,6 +16,8 @@ import { Rng } from '../util/rng.js';
 export interface StageOptions {
   force?: boolean;
   resume?: boolean;
+  /** On resume, continue with settings that differ from the run's config.yaml (recorded in the manifest). */
+  allowConfigChange?: boolean;
 }
 
 export interface StageResult {
@@ -58,6 +61,7 @@ export async function runSupervisedStage(
   const dir = stageDir(config, stage);
   const resumeFrom = opts.resume ? latestCheckpoint(dir) : undefined;
   if (opts.resume && !resumeFrom) throw new StageStateError(`${dir}: no periodic checkpoint to resume from`);
+  const configChanges = resumeFrom ? resumeConfigChanges(loaded, stage, resumeFrom.step, opts.allowConfigChange ?? false) : undefined;
   const ckpt = resumeFrom ? loadCheckpoint(resumeFrom.path, { resume: true }) : undefined;
   let prepared: SupervisedStage;
   try {
@@ -68,7 +72,7 @@ export async function runSupervisedStage(
   }
   const s = prepared.settings;
 
-  const run = StageRun.open(config, stage, { force: opts.force, resume: opts.resume, echoLogs: !progressEnabled(), parents: prepared.parents });
+  const run = StageRun.open(config, stage, { force: opts.force, resume: opts.resume, configChanges, echoLogs: !progressEnabled(), parents: prepared.parents });
   let rng = new Rng(config.seed);
   const params = ckpt?.params ?? prepared.initialParams(rng);
   const optimizer = new AdamW(params, { beta1: s.beta1, beta2: s.beta2, eps: s.eps, weight_decay: s.weight_decay });

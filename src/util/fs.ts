@@ -45,6 +45,21 @@ export async function writeAtomicDir(dir: string, fill: (tmp: string) => void | 
   }
 }
 
+/** Names writeAtomicDir (`.<name>.tmp-<pid>-<ms>`) and writeFileAtomic (`<name>.tmp-<pid>`) write to before the rename. */
+const TEMPORARY = /\.tmp-\d+(-\d+)?$/;
+
+/**
+ * Deletes the temporaries a killed writer left in `dir` (not recursive) and
+ * returns their paths. Only for a directory no live process is writing to
+ * (e.g. a stage directory whose lock the caller holds).
+ */
+export function removeTemporaries(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const stale = fs.readdirSync(dir).filter((n) => TEMPORARY.test(n)).map((n) => path.join(dir, n));
+  for (const p of stale) fs.rmSync(p, { recursive: true, force: true });
+  return stale;
+}
+
 /** Writes a file via a temporary sibling + rename. */
 export function writeFileAtomic(file: string, content: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
