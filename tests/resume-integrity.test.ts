@@ -75,6 +75,10 @@ describe('--resume checks the config against the one the run recorded', () => {
     // The report shows config.yaml, so it shows the change next to it.
     const { out } = await buildReport(runDir, { out: path.join(path.dirname(run.file), 'report.html') });
     expect(fs.readFileSync(out, 'utf8')).toContain('changed on resume</dt><dd><span class="mono">pretrain.lr</span>: 0.003 → 0.001 from step 10');
+    // verify cannot re-run a run whose config changed midway from its config.yaml, and says so
+    const verified = await rlhf('verify', runDir);
+    expect(verified.code).toBe(2);
+    expect(verified.stderr.trim().split('\n').pop()).toMatch(/^rlhf: verify failed: .*pretrain: its config changed mid-run \(--allow-config-change: pretrain\.lr 0\.003 → 0\.001 at step 10\), so a re-run from config\.yaml cannot reproduce it/);
 
     // Interrupted again at the same checkpoint: the recorded change is the run's setting now.
     fs.rmSync(path.join(run.dir, 'final'), { recursive: true });

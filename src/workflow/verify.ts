@@ -253,6 +253,12 @@ export async function verifyRun(runDirArg: string, opts: VerifyOptions = {}): Pr
       check.note = 'human labels cannot be re-run (integrity checked only)';
       continue;
     }
+    if (m.config_changes?.length) {
+      const c = m.config_changes[0];
+      check.rerun = 'skipped';
+      fail(check, `${path.join(runDir, rel)}: its config changed mid-run (--allow-config-change: ${c.key} ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)} at step ${c.at_step}${m.config_changes.length > 1 ? `, and ${m.config_changes.length - 1} more` : ''}), so a re-run from config.yaml cannot reproduce it`);
+      continue;
+    }
     const numerics = numericsDifference({ ...m.numerics, backend: m.backend, threads: m.threads }, processNumerics());
     if (numerics) {
       check.rerun = 'skipped';
