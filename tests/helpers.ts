@@ -1,8 +1,9 @@
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { main } from '../src/cli/main.js';
 
 export const repoRoot = path.resolve(import.meta.dirname, '..');
 
@@ -55,4 +56,31 @@ export function oneLineError(kind: abstract new (...args: never[]) => Error, fn:
     return (e as Error).message;
   }
   throw new Error(`expected a ${kind.name}`);
+}
+
+/** Runs the CLI in-process; returns exit code and what it wrote to stderr. */
+export async function rlhf(...args: string[]): Promise<{ code: number; stderr: string }> {
+  let stderr = '';
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(['node', 'rlhf', ...args]);
+    return { code, stderr };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+export function expectOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  expect(r.code).not.toBe(0);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^rlhf: /);
+  expect(lines[0]).toMatch(pattern);
+}
+
+export function runsDir(configFile: string): string {
+  return path.join(path.dirname(configFile), 'runs');
 }
