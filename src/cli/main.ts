@@ -179,7 +179,7 @@ Examples:
     .option('--prompts-file <file>', 'file with one prompt per line')
     .option('-n, --num <n>', 'samples per prompt', intArg('--num'))
     .option('--max-new-tokens <n>', 'tokens to generate at most', intArg('--max-new-tokens'))
-    .option('--temperature <t>', 'softmax temperature', numArg('--temperature'))
+    .option('--temperature <t>', 'softmax temperature (0 = greedy: always the most likely token)', numArg('--temperature'))
     .option('--top-k <k>', 'keep the k most likely tokens (0 = off)', intArg('--top-k'))
     .option('--top-p <p>', 'nucleus sampling mass (1 = off)', numArg('--top-p'))
     .option('--seed <n>', 'sampling seed', intArg('--seed'))
@@ -195,8 +195,7 @@ Examples:
     .action(async (opts: SampleFlags) => {
       const req = await sampleRequest(opts);
       const { sampleCheckpoint } = await import('../stages/sample.js');
-      const rows = sampleCheckpoint(req);
-      for (const row of rows) {
+      for (const row of sampleCheckpoint(req)) {
         if (opts.json) console.log(JSON.stringify(row));
         else console.log(`--- prompt ${row.prompt_index + 1}, sample ${row.sample_index + 1}${row.finished ? '' : ' (max length)'}\n${row.prompt}${row.completion}`);
       }
@@ -417,7 +416,7 @@ async function sampleRequest(opts: SampleFlags) {
   };
   if (req.num < 1) throw new UsageError('--num must be at least 1');
   if (req.maxNewTokens < 1) throw new UsageError('--max-new-tokens must be at least 1');
-  if (!(req.temperature > 0)) throw new UsageError('--temperature must be > 0');
+  if (!(req.temperature >= 0)) throw new UsageError('--temperature must be >= 0 (0 = greedy)');
   if (req.topK < 0) throw new UsageError('--top-k must be >= 0');
   if (!(req.topP > 0 && req.topP <= 1)) throw new UsageError('--top-p must be in (0, 1]');
   return req;

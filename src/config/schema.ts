@@ -84,7 +84,8 @@ const sft = trainingStage({
 
 const sampling = {
   max_new_tokens: positiveInt.default(200),
-  temperature: num().positive().default(1.0),
+  /** 0 = greedy decoding (argmax), as in Hugging Face and vLLM. */
+  temperature: num().nonnegative().default(1.0),
   top_k: nonNegativeInt.default(0),
   top_p: num().gt(0).max(1).default(1.0),
 };
@@ -143,6 +144,7 @@ const ppo = z
     grad_accum_steps: positiveInt.default(1),
     ppo_epochs: positiveInt.default(4),
     response_length: positiveInt.default(32),
+    /** > 0: PPO's ratio and entropy need a sampling distribution (greedy is eval/sample only). */
     temperature: num().positive().default(1.0),
     top_k: nonNegativeInt.default(0),
     top_p: num().gt(0).max(1).default(1.0),
