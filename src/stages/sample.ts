@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { CheckpointError, loadCheckpoint } from '../checkpoint/checkpoint.js';
+import { CheckpointError, loadCheckpoint, readCheckpointMeta } from '../checkpoint/checkpoint.js';
 import type { LoadedConfig } from '../config/load.js';
 import { disposeParams } from '../model/gpt.js';
+import { checkMemory } from '../model/memory.js';
 import { readManifest, stageDir } from '../run/stage.js';
 import { generate } from '../sample/generate.js';
 import { encodePrompt } from '../sample/tokens.js';
@@ -64,6 +65,8 @@ export const SAMPLE_BATCH = 256;
  */
 export function* sampleCheckpoint(req: SampleRequest): Generator<SampleRow> {
   const total = req.prompts.length * req.num;
+  const { model } = readCheckpointMeta(req.checkpoint);
+  checkMemory(req.checkpoint, 'sampling', { models: [{ model, head: 'lm' }], generate: { model, rows: Math.min(total, SAMPLE_BATCH) } });
   const ckpt = loadCheckpoint(req.checkpoint, { expectHead: 'lm' });
   const { tokenizer, params, meta } = ckpt;
   try {
