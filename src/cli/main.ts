@@ -57,6 +57,7 @@ export function buildProgram(): Command {
     .description('Small-scale RLHF lab: pretrain → SFT → reward model → PPO on tiny GPTs (tfjs-node)')
     .addOption(new Option('--backend <name>', 'tensor backend; "cpu" is the slow pure-JS one, only on request').choices(['tensorflow', 'cpu']).default('tensorflow'))
     .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', '\nExit codes: 0 done, 1 internal error (a bug), 2 bad input or stage state, 3 the file system refused (no space, read-only, permissions), 130 interrupted.')
     .hook('preAction', (cmd) => {
       process.env.RLHF_BACKEND = cmd.opts().backend as string;
     });
@@ -434,6 +435,12 @@ export async function main(argv: string[]): Promise<number> {
     if (USER_ERRORS.has(kind) || USER_ERRORS.has(e.name)) {
       process.stderr.write(`rlhf: ${e.message.split('\n')[0]}\n`);
       return kind === 'InterruptedError' ? 130 : 2;
+    }
+    // The file system refused (full disk, read-only mount, permissions): the user's to fix, not a bug.
+    const refused = (await import('../util/fs.js')).describeFsError(e);
+    if (refused) {
+      process.stderr.write(`rlhf: ${refused}\n`);
+      return 3;
     }
     process.stderr.write(`rlhf: internal error: ${e.message}\n${process.env.RLHF_DEBUG ? `${e.stack}\n` : '(set RLHF_DEBUG=1 for a stack trace)\n'}`);
     return 1;
