@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, vi } from 'vitest';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { sampleToken } from '../src/sample/generate.js';
 import { ppoMemoryPlan } from '../src/stages/ppo.js';
 import { sampleCheckpoint } from '../src/stages/sample.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
-import { describeFsError, withPath } from '../src/util/fs.js';
+import { describeFsError, makeDirs, withPath } from '../src/util/fs.js';
 import { Rng } from '../src/util/rng.js';
 import { acquireStageLock, lockHolder, lockPath, procState } from '../src/workflow/lock.js';
 import { expectOneLineError, oneLineError, repoRoot, rlhf, runsDir, tinyPretrainConfig, writeConfig } from './helpers.js';
@@ -276,6 +276,23 @@ describe('file-system refusals', () => {
     expect(describeFsError(withPath(tmpErr, 'runs/x/final', 'runs/x/.final.tmp-1'))).toBe('runs/x/final: no space left on device (ENOSPC)');
   });
 
+  it("makeDirs surfaces the real cause where Node's recursive mkdir says ENOENT (EROFS)", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-mkdirs-'));
+    const target = path.join(root, 'a', 'b');
+    const erofs = (p: fs.PathLike) => Object.assign(new Error(`EROFS: read-only file system, mkdir '${p}'`), { code: 'EROFS', syscall: 'mkdir', path: String(p) });
+    const mkdir = vi.spyOn(fs, 'mkdirSync').mockImplementation((p: fs.PathLike, opts?: unknown) => {
+      if ((opts as { recursive?: boolean } | undefined)?.recursive) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT', syscall: 'mkdir', path: String(p) });
+      throw erofs(p);
+    });
+    try {
+      expect(() => makeDirs(target)).toThrow(`EROFS: read-only file system, mkdir '${path.join(root, 'a')}'`);
+    } finally {
+      mkdir.mockRestore();
+    }
+    makeDirs(target);
+    expect(fs.statSync(target).isDirectory()).toBe(true);
+  });
+
   it('run_dir under a regular file: exit 3, one line naming the path, nothing else written', async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-enotdir-'));
     const blocker = path.join(root, 'not-a-dir');
@@ -287,4 +304,36 @@ describe('file-system refusals', () => {
     expect(fs.readFileSync(blocker, 'utf8')).toBe('a file\n');
     expect(fs.readdirSync(root)).toEqual(['not-a-dir']);
   });
+
+  it.runIf(canBindMountReadOnly())('run_dir on a read-only mount: exit 3, EROFS naming the directory', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-erofs-'));
+    const ro = path.join(root, 'ro');
+    fs.mkdirSync(ro);
+    execFileSync('mount', ['--bind', ro, ro]);
+    try {
+      execFileSync('mount', ['-o', 'remount,bind,ro', ro]);
+      const file = writeConfig({ ...tinyPretrainConfig(), run_dir: ro });
+      const r = await rlhf('pretrain', '-c', file);
+      expect(r.code).toBe(3);
+      expectOneLineError(r, new RegExp(`^rlhf: ${ro}/tiny: read-only file system \\(EROFS\\)$`));
+    } finally {
+      execFileSync('umount', [ro]);
+    }
+    expect(fs.readdirSync(ro)).toEqual([]);
+  });
 });
+
+/** Whether this process may bind-mount (root with CAP_SYS_ADMIN, as in some containers): probed once. */
+function canBindMountReadOnly(): boolean {
+  if (process.platform !== 'linux') return false;
+  const probe = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-mount-probe-'));
+  try {
+    execFileSync('mount', ['--bind', probe, probe], { stdio: 'ignore' });
+    execFileSync('umount', [probe], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    fs.rmSync(probe, { recursive: true, force: true });
+  }
+}

@@ -144,8 +144,7 @@ const ppo = z
     grad_accum_steps: positiveInt.default(1),
     ppo_epochs: positiveInt.default(4),
     response_length: positiveInt.default(32),
-    /** > 0: PPO's ratio and entropy need a sampling distribution (greedy is eval/sample only). */
-    temperature: num().positive().default(1.0),
+    temperature: num().positive({ message: 'must be > 0: PPO learns from sampled responses (temperature 0, greedy, is for sample, label and eval)' }).default(1.0),
     top_k: nonNegativeInt.default(0),
     top_p: num().gt(0).max(1).default(1.0),
     /** Extra stop text besides EOS (e.g. "\n"); default: the task's stop sequences. */

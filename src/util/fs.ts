@@ -35,6 +35,24 @@ export function withPath(err: unknown, file: string, tmp?: string): unknown {
   return err;
 }
 
+/**
+ * fs.mkdirSync(dir, { recursive: true }) with the real cause of a failure:
+ * Node's recursive mkdir reports ENOENT when a level cannot be created for
+ * another reason (EROFS on a read-only mount), so on ENOENT the missing
+ * levels are made one at a time, which throws the real error and its path
+ * (or succeeds, if a concurrent removal caused the ENOENT).
+ */
+export function makeDirs(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const missing: string[] = [];
+    for (let d = path.resolve(dir); !fs.existsSync(d) && d !== path.dirname(d); d = path.dirname(d)) missing.unshift(d);
+    for (const d of missing) fs.mkdirSync(d);
+  }
+}
+
 export function sha256File(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
@@ -55,7 +73,7 @@ function fsyncDir(dir: string): void {
  */
 export async function writeAtomicDir(dir: string, fill: (tmp: string) => void | Promise<void>): Promise<void> {
   const parent = path.dirname(dir);
-  fs.mkdirSync(parent, { recursive: true });
+  makeDirs(parent);
   const tag = `${process.pid}-${Date.now()}`;
   const tmp = path.join(parent, `.${path.basename(dir)}.tmp-${tag}`);
   fs.mkdirSync(tmp);

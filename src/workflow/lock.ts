@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { makeDirs } from '../util/fs.js';
 
 /**
  * Stage-directory locks: one writer per stage directory at a time.
@@ -108,7 +109,7 @@ function removeIfOurs(file: string): void {
  */
 export function acquireStageLock(stageDir: string): () => void {
   const file = lockPath(stageDir);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  makeDirs(path.dirname(file));
   const me: LockInfo = { pid: process.pid, host: os.hostname(), started_at: new Date().toISOString() };
   for (let attempt = 0; ; attempt++) {
     try {
