@@ -2,11 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { expectOneLineError, repoRoot, rlhf, tinyPretrainConfig, writeConfig } from './helpers.js';
-
-function runsDir(configFile: string): string {
-  return path.join(path.dirname(configFile), 'runs');
-}
+import { expectOneLineError, repoRoot, rlhf, runsDir, tinyPretrainConfig, writeConfig } from './helpers.js';
 
 describe('bad input gives a one-line error, non-zero exit and no stage directory', () => {
   it('malformed YAML names file:line', async () => {

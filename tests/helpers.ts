@@ -87,3 +87,7 @@ export function expectOneLineError(r: { code: number; stderr: string }, pattern:
   expect(lines[0]).toMatch(/^rlhf: /);
   expect(lines[0]).toMatch(pattern);
 }
+
+export function runsDir(configFile: string): string {
+  return path.join(path.dirname(configFile), 'runs');
+}

@@ -51,9 +51,9 @@ describe('generation from a checkpoint', () => {
   const request = (seed: number, useCache = true) => ({ checkpoint: dir, prompts: ['the ', ''], num: 3, maxNewTokens: 20, temperature: 1, topK: 0, topP: 1, seed, useCache });
 
   it('same seed gives the same text; another seed gives other text', () => {
-    const a = sampleCheckpoint(request(7));
-    const b = sampleCheckpoint(request(7));
-    const c = sampleCheckpoint(request(8));
+    const a = [...sampleCheckpoint(request(7))];
+    const b = [...sampleCheckpoint(request(7))];
+    const c = [...sampleCheckpoint(request(8))];
     expect(a).toHaveLength(6);
     expect(b).toEqual(a);
     expect(c.map((r) => r.completion)).not.toEqual(a.map((r) => r.completion));
@@ -61,8 +61,8 @@ describe('generation from a checkpoint', () => {
   });
 
   it('KV-cache decoding samples the same tokens as full re-encoding', () => {
-    const cached = sampleCheckpoint(request(9, true));
-    const uncached = sampleCheckpoint(request(9, false));
+    const cached = [...sampleCheckpoint(request(9, true))];
+    const uncached = [...sampleCheckpoint(request(9, false))];
     expect(uncached).toEqual(cached);
   });
 

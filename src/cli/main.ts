@@ -57,6 +57,7 @@ export function buildProgram(): Command {
     .description('Small-scale RLHF lab: pretrain → SFT → reward model → PPO on tiny GPTs (tfjs-node)')
     .addOption(new Option('--backend <name>', 'tensor backend; "cpu" is the slow pure-JS one, only on request').choices(['tensorflow', 'cpu']).default('tensorflow'))
     .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', '\nExit codes: 0 done, 1 internal error (a bug), 2 bad input or stage state, 3 the file system refused (no space, read-only, permissions), 130 interrupted.')
     .hook('preAction', (cmd) => {
       process.env.RLHF_BACKEND = cmd.opts().backend as string;
     });
@@ -180,7 +181,7 @@ Examples:
     .option('--prompts-file <file>', 'file with one prompt per line')
     .option('-n, --num <n>', 'samples per prompt', intArg('--num'))
     .option('--max-new-tokens <n>', 'tokens to generate at most', intArg('--max-new-tokens'))
-    .option('--temperature <t>', 'softmax temperature', numArg('--temperature'))
+    .option('--temperature <t>', 'softmax temperature (0 = greedy: always the most likely token)', numArg('--temperature'))
     .option('--top-k <k>', 'keep the k most likely tokens (0 = off)', intArg('--top-k'))
     .option('--top-p <p>', 'nucleus sampling mass (1 = off)', numArg('--top-p'))
     .option('--seed <n>', 'sampling seed', intArg('--seed'))
@@ -196,8 +197,7 @@ Examples:
     .action(async (opts: SampleFlags) => {
       const req = await sampleRequest(opts);
       const { sampleCheckpoint } = await import('../stages/sample.js');
-      const rows = sampleCheckpoint(req);
-      for (const row of rows) {
+      for (const row of sampleCheckpoint(req)) {
         if (opts.json) console.log(JSON.stringify(row));
         else console.log(`--- prompt ${row.prompt_index + 1}, sample ${row.sample_index + 1}${row.finished ? '' : ' (max length)'}\n${row.prompt}${row.completion}`);
       }
@@ -421,7 +421,7 @@ async function sampleRequest(opts: SampleFlags) {
   };
   if (req.num < 1) throw new UsageError('--num must be at least 1');
   if (req.maxNewTokens < 1) throw new UsageError('--max-new-tokens must be at least 1');
-  if (!(req.temperature > 0)) throw new UsageError('--temperature must be > 0');
+  if (!(req.temperature >= 0)) throw new UsageError('--temperature must be >= 0 (0 = greedy)');
   if (req.topK < 0) throw new UsageError('--top-k must be >= 0');
   if (!(req.topP > 0 && req.topP <= 1)) throw new UsageError('--top-p must be in (0, 1]');
   return req;
@@ -439,6 +439,12 @@ export async function main(argv: string[]): Promise<number> {
     if (USER_ERRORS.has(kind) || USER_ERRORS.has(e.name)) {
       process.stderr.write(`rlhf: ${e.message.split('\n')[0]}\n`);
       return kind === 'InterruptedError' ? 130 : 2;
+    }
+    // The file system refused (full disk, read-only mount, permissions): the user's to fix, not a bug.
+    const refused = (await import('../util/fs.js')).describeFsError(e);
+    if (refused) {
+      process.stderr.write(`rlhf: ${refused}\n`);
+      return 3;
     }
     process.stderr.write(`rlhf: internal error: ${e.message}\n${process.env.RLHF_DEBUG ? `${e.stack}\n` : '(set RLHF_DEBUG=1 for a stack trace)\n'}`);
     return 1;

@@ -32,6 +32,11 @@ export function loadConfig(file: string, overrides: readonly string[] = []): Loa
   }
   const raw: unknown = doc.toJS() ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${file}: expected a mapping at the top level`);
+  const bad = forbiddenKeyPath(raw);
+  if (bad) {
+    const where = lineOf(doc, lines, bad);
+    throw new ConfigError(`${file}${where ? `:${where}` : ''}: ${forbiddenKeyMessage(bad)}`);
+  }
   for (const o of overrides) applyOverride(raw as Record<string, unknown>, o);
 
   const parsed = experimentSchema.safeParse(raw);
@@ -46,6 +51,24 @@ export function loadConfig(file: string, overrides: readonly string[] = []): Loa
   return { config, file: abs };
 }
 
+/** Keys that reach an object's prototype when assigned (`a.__proto__.x = 1`): never config keys. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Path to the first forbidden key in a parsed value (own keys, nested maps and lists), if any. */
+function forbiddenKeyPath(value: unknown, at: string[] = []): string[] | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, child] of Object.entries(value)) {
+    if (FORBIDDEN_KEYS.has(key)) return [...at, key];
+    const found = forbiddenKeyPath(child, [...at, key]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function forbiddenKeyMessage(keyPath: readonly string[]): string {
+  return `${keyPath.join('.')}: key "${keyPath.find((k) => FORBIDDEN_KEYS.has(k))}" is not allowed (it would reach Object.prototype)`;
+}
+
 /** `a.b.c=value`; value is read as a YAML scalar/flow value so numbers and lists keep their types. */
 export function applyOverride(target: Record<string, unknown>, assignment: string): void {
   const eq = assignment.indexOf('=');
@@ -58,9 +81,12 @@ export function applyOverride(target: Record<string, unknown>, assignment: strin
   } catch {
     value = assignment.slice(eq + 1);
   }
+  const bad = keyPath.some((k) => FORBIDDEN_KEYS.has(k)) ? keyPath : forbiddenKeyPath(value, keyPath);
+  if (bad) throw new ConfigError(`--set ${forbiddenKeyMessage(bad)}`);
   let node = target;
   for (const key of keyPath.slice(0, -1)) {
-    const next = node[key];
+    // Own keys only: an inherited member (toString, ...) is not a section to descend into.
+    const next = Object.hasOwn(node, key) ? node[key] : undefined;
     if (next === undefined || next === null) node[key] = {};
     else if (typeof next !== 'object' || Array.isArray(next)) {
       throw new ConfigError(`--set ${assignment}: ${key} is not a section`);

@@ -5,13 +5,15 @@ import { z } from 'zod';
  * key is an error (with a close match suggested) rather than a silently
  * ignored setting. Defaults live here and nowhere else.
  */
-const positiveInt = z.number().int().positive();
-const nonNegativeInt = z.number().int().nonnegative();
-const probability = z.number().min(0).max(1);
+/** Every number in a config: finite (zod's z.number() takes Infinity, and YAML spells it `.inf`). */
+const num = () => z.number().finite();
+const positiveInt = num().int().positive();
+const nonNegativeInt = num().int().nonnegative();
+const probability = num().min(0).max(1);
 
 const tokenizer = z.discriminatedUnion('type', [
   z.object({ type: z.literal('char') }).strict(),
-  z.object({ type: z.literal('bpe'), vocab_size: z.number().int().min(259).max(65536) }).strict(),
+  z.object({ type: z.literal('bpe'), vocab_size: num().int().min(259).max(65536) }).strict(),
 ]);
 
 const model = z
@@ -19,8 +21,8 @@ const model = z
     n_layer: positiveInt,
     n_head: positiveInt,
     d_model: positiveInt,
-    context_length: z.number().int().min(2),
-    dropout: z.number().min(0).max(0.9).default(0),
+    context_length: num().int().min(2),
+    dropout: num().min(0).max(0.9).default(0),
   })
   .strict()
   .refine((m) => m.d_model % m.n_head === 0, { message: 'd_model must be divisible by n_head', path: ['d_model'] });
@@ -41,15 +43,15 @@ const trainingLoop = {
   batch_size: positiveInt,
   grad_accum_steps: positiveInt.default(1),
   max_steps: positiveInt,
-  lr: z.number().positive(),
-  min_lr: z.number().nonnegative().default(0),
+  lr: num().positive(),
+  min_lr: num().nonnegative().default(0),
   warmup_steps: nonNegativeInt.default(0),
   decay: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
-  weight_decay: z.number().nonnegative().default(0.1),
+  weight_decay: num().nonnegative().default(0.1),
   beta1: probability.default(0.9),
   beta2: probability.default(0.95),
-  eps: z.number().positive().default(1e-8),
-  grad_clip: z.number().nonnegative().default(1.0),
+  eps: num().positive().default(1e-8),
+  grad_clip: num().nonnegative().default(1.0),
   log_interval: positiveInt.default(10),
   eval_interval: positiveInt.default(250),
   eval_batches: positiveInt.default(8),
@@ -71,20 +73,21 @@ function trainingStage<T extends z.ZodRawShape>(own: T) {
 
 const pretrain = trainingStage({
   data: corpus,
-  val_fraction: z.number().gt(0).lt(0.5).default(0.05),
+  val_fraction: num().gt(0).lt(0.5).default(0.05),
 });
 
 const sft = trainingStage({
   init_from: z.string().optional(),
   data: dataSource,
-  eval_fraction: z.number().gt(0).lt(0.5).default(0.1),
+  eval_fraction: num().gt(0).lt(0.5).default(0.1),
 });
 
 const sampling = {
   max_new_tokens: positiveInt.default(200),
-  temperature: z.number().positive().default(1.0),
+  /** 0 = greedy decoding (argmax), as in Hugging Face and vLLM. */
+  temperature: num().nonnegative().default(1.0),
   top_k: nonNegativeInt.default(0),
-  top_p: z.number().gt(0).max(1).default(1.0),
+  top_p: num().gt(0).max(1).default(1.0),
 };
 
 const sample = z
@@ -92,7 +95,7 @@ const sample = z
     init_from: z.string().optional(),
     prompts: z.array(z.string()).default(['']),
     num: positiveInt.default(1),
-    seed: z.number().int().default(0),
+    seed: num().int().default(0),
     ...sampling,
   })
   .strict();
@@ -100,8 +103,8 @@ const sample = z
 /** Simulated labeler noise: Bradley–Terry sampling at a temperature, or flipping pairs at a rate. */
 const labelNoise = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }).strict(),
-  z.object({ type: z.literal('bradley_terry'), temperature: z.number().positive() }).strict(),
-  z.object({ type: z.literal('flip'), rate: z.number().min(0).max(0.5) }).strict(),
+  z.object({ type: z.literal('bradley_terry'), temperature: num().positive() }).strict(),
+  z.object({ type: z.literal('flip'), rate: num().min(0).max(0.5) }).strict(),
 ]);
 
 const label = z
@@ -109,10 +112,10 @@ const label = z
     policy: z.string().optional(),
     prompts: dataSource,
     num_prompts: positiveInt.default(200),
-    k: z.number().int().min(2).max(9).default(4),
+    k: num().int().min(2).max(9).default(4),
     labeler: z.string().regex(/^(human|gold:[a-z]+)$/, 'use "human" or "gold:<task>"').default('human'),
     noise: labelNoise.default({ type: 'none' }),
-    seed: z.number().int().default(0),
+    seed: num().int().default(0),
     batch_size: positiveInt.default(32),
     ...sampling,
   })
@@ -122,8 +125,8 @@ const trainReward = trainingStage({
   init_from: z.string().optional(),
   /** Comparisons JSONL; defaults to the label stage's comparisons.jsonl. */
   data: z.object({ path: z.string().min(1) }).strict().optional(),
-  eval_fraction: z.number().gt(0).lt(0.5).default(0.1),
-  center_coef: z.number().nonnegative().default(0),
+  eval_fraction: num().gt(0).lt(0.5).default(0.1),
+  center_coef: num().nonnegative().default(0),
   /** SFT-policy samples scored to normalise the reward to mean 0, std 1. */
   norm_samples: positiveInt.default(64),
 });
@@ -141,41 +144,41 @@ const ppo = z
     grad_accum_steps: positiveInt.default(1),
     ppo_epochs: positiveInt.default(4),
     response_length: positiveInt.default(32),
-    temperature: z.number().positive().default(1.0),
+    temperature: num().positive({ message: 'must be > 0: PPO learns from sampled responses (temperature 0, greedy, is for sample, label and eval)' }).default(1.0),
     top_k: nonNegativeInt.default(0),
-    top_p: z.number().gt(0).max(1).default(1.0),
+    top_p: num().gt(0).max(1).default(1.0),
     /** Extra stop text besides EOS (e.g. "\n"); default: the task's stop sequences. */
     stop_sequences: z.array(z.string().min(1)).optional(),
     /** Score given to responses that end without a stop token (unset: no penalty). */
-    missing_eos_penalty: z.number().optional(),
+    missing_eos_penalty: num().optional(),
     /** Clip the normalised reward-model score to [-reward_clip, reward_clip]. */
-    reward_clip: z.number().positive().optional(),
-    kl_coef: z.number().nonnegative().default(0.05),
+    reward_clip: num().positive().optional(),
+    kl_coef: num().nonnegative().default(0.05),
     kl_estimator: z.enum(['k1', 'k3']).default('k1'),
-    adaptive_kl: z.object({ target: z.number().positive(), horizon: z.number().positive() }).strict().optional(),
+    adaptive_kl: z.object({ target: num().positive(), horizon: num().positive() }).strict().optional(),
     gamma: probability.default(1.0),
     lam: probability.default(0.95),
-    cliprange: z.number().positive().default(0.2),
-    cliprange_value: z.number().positive().default(0.2),
-    vf_coef: z.number().nonnegative().default(0.1),
-    ent_coef: z.number().nonnegative().default(0),
+    cliprange: num().positive().default(0.2),
+    cliprange_value: num().positive().default(0.2),
+    vf_coef: num().nonnegative().default(0.1),
+    ent_coef: num().nonnegative().default(0),
     whiten_rewards: z.boolean().default(false),
-    lr: z.number().positive().default(1e-5),
-    value_lr: z.number().positive().optional(),
-    weight_decay: z.number().nonnegative().default(0),
+    lr: num().positive().default(1e-5),
+    value_lr: num().positive().optional(),
+    weight_decay: num().nonnegative().default(0),
     beta1: probability.default(0.9),
     beta2: probability.default(0.95),
-    eps: z.number().positive().default(1e-8),
-    grad_clip: z.number().nonnegative().default(1.0),
+    eps: num().positive().default(1e-8),
+    grad_clip: num().nonnegative().default(1.0),
     /** Value model: a copy of the reward model (default) or a head on the policy trunk. */
     value_model: z.enum(['reward', 'policy_head']).default('reward'),
     /** PPO-ptx: coefficient of the pretraining loss mixed into the policy loss. */
-    ptx_coef: z.number().nonnegative().default(0),
+    ptx_coef: num().nonnegative().default(0),
     ptx_batch_size: positiveInt.default(8),
     /** EMA of policy weights (decay), saved as final-ema/. */
-    ema_decay: z.number().gt(0).lt(1).optional(),
+    ema_decay: num().gt(0).lt(1).optional(),
     /** Stop an update's remaining epochs once approx-KL exceeds this. */
-    early_stop_kl: z.number().positive().optional(),
+    early_stop_kl: num().positive().optional(),
     checkpoint_interval: positiveInt.default(10),
     /** Iterated RLHF: label → train-reward → ppo repeated this many times. */
     rounds: positiveInt.default(1),
@@ -190,7 +193,7 @@ const evaluation = z
     prompts: dataSource.optional(),
     num_prompts: positiveInt.default(64),
     samples_per_prompt: positiveInt.default(1),
-    seed: z.number().int().default(123),
+    seed: num().int().default(123),
     /** Best-of-n on the SFT policy for these n (Gao et al.'s over-optimisation curve beside PPO's); none when absent. */
     best_of_n: z.array(positiveInt.max(4096)).min(1).optional(),
     ...sampling,
@@ -200,7 +203,7 @@ const evaluation = z
 export const experimentSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, ".", "_" or "-"'),
-    seed: z.number().int().default(1337),
+    seed: num().int().default(1337),
     run_dir: z.string().default('runs'),
     tokenizer,
     model,
@@ -214,7 +217,7 @@ export const experimentSchema = z
     /** Also write every stage's metrics as TensorBoard event files in <stage dir>/tensorboard/. */
     tensorboard: z.boolean().default(false),
     /** TensorFlow intra-op threads: "auto" is 1 up to d_model 256, else every core (src/backend/threads.ts). */
-    threads: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
+    threads: z.union([z.literal('auto'), num().int().min(1).max(256)]).default('auto'),
   })
   .strict();
 

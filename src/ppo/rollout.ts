@@ -93,9 +93,10 @@ function responseTargets(e: Episodes): Tensor {
  * Log-probabilities [B·R] of the response tokens under `params`, with the
  * sampling temperature applied to the logits (the distribution the tokens were
  * drawn from), and those logits (for the entropy). Call inside tidy/grads.
+ * Greedy tokens (temperature 0) are scored under the model's own distribution.
  */
 export function responseLogprobs(params: Params, cfg: GptConfig, e: Episodes, temperature: number): { logp: Tensor; logits: Tensor2D } {
-  const logits = lmLogits(params, responseHidden(params, cfg, e, false)).div(temperature) as Tensor2D;
+  const logits = lmLogits(params, responseHidden(params, cfg, e, false)).div(temperature > 0 ? temperature : 1) as Tensor2D;
   const logp = tf.logSoftmax(logits).mul(tf.oneHot(responseTargets(e), cfg.vocab_size)).sum(-1);
   return { logp, logits };
 }

@@ -11,7 +11,7 @@ import { checkpointHash } from '../checkpoint/checkpoint.js';
 import { ConfigError } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
 import { TensorBoardWriter } from '../report/tensorboard.js';
-import { removeTemporaries, writeFileAtomic } from '../util/fs.js';
+import { removeTemporaries, withPath, writeFileAtomic } from '../util/fs.js';
 import { acquireStageLock } from '../workflow/lock.js';
 
 /** The stage directory is in a state the requested run may not overwrite. */
@@ -242,7 +242,11 @@ export class StageRun {
 
   /** Appends one `{step, ...metrics}` line (synchronously: a crash keeps every line written). */
   metrics(step: number, values: Record<string, number>): void {
-    fs.writeSync(this.metricsFd, JSON.stringify({ step, ...values }) + '\n');
+    try {
+      fs.writeSync(this.metricsFd, JSON.stringify({ step, ...values }) + '\n');
+    } catch (err) {
+      throw withPath(err, path.join(this.dir, 'metrics.jsonl'));
+    }
     this.tensorboard?.scalars(step, values);
   }
 

@@ -2,10 +2,12 @@ import { tf, type Tensor2D } from '../backend/tf.js';
 import type { GptConfig } from '../model/config.js';
 import { disposeCache, forward, lmLogits, type KVCache, type Params } from '../model/gpt.js';
 import { positionIdsFromMask } from '../model/masks.js';
+import { maxOf } from '../util/arrays.js';
 import type { Rng } from '../util/rng.js';
 
 export interface SamplingOptions {
   maxNewTokens: number;
+  /** Softmax temperature; 0 means greedy decoding (argmax), as in Hugging Face and vLLM. */
   temperature: number;
   /** Keep only the k most likely tokens (0 = off). */
   topK: number;
@@ -30,9 +32,11 @@ export interface Generation {
  * Turns logits into a token: temperature, top-k, top-p (nucleus), then one draw
  * from the run's RNG. Done on the host: a [B, V] row is small, and a JS draw
  * keeps sampling bit-reproducible and independent of TensorFlow's RNG.
+ * Temperature 0 is greedy: the most likely token (the lowest id on a tie), no draw.
  */
 export function sampleToken(logits: Float32Array, opts: Pick<SamplingOptions, 'temperature' | 'topK' | 'topP'>, rng: Rng): number {
   const V = logits.length;
+  if (opts.temperature === 0) return argmax(logits);
   let order = Array.from({ length: V }, (_, i) => i);
   let max = -Infinity;
   for (let i = 0; i < V; i++) max = Math.max(max, logits[i]);
@@ -62,6 +66,12 @@ export function sampleToken(logits: Float32Array, opts: Pick<SamplingOptions, 't
   return order[order.length - 1];
 }
 
+function argmax(xs: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
+  return best;
+}
+
 /**
  * Batched sampling from left-padded prompts. Positions skip the padding, so a
  * row decodes exactly as it would alone. Rows that have stopped keep stepping
@@ -79,7 +89,7 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
   // that does not round-trip (and unk would poison comparisons data).
   const banned = [padId, ...(specials.unkId !== undefined ? [specials.unkId] : [])];
   const B = promptIds.length;
-  const P = Math.max(...promptIds.map((p) => p.length));
+  const P = maxOf(promptIds.map((p) => p.length));
   if (P === 0) throw new Error('generate: every prompt is empty (prepend a start token)');
   const maxNew = Math.min(opts.maxNewTokens, cfg.context_length - P);
   if (maxNew <= 0) throw new Error(`prompt of ${P} tokens leaves no room in model.context_length ${cfg.context_length}`);

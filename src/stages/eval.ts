@@ -5,6 +5,7 @@ import { ConfigError, type LoadedConfig } from '../config/load.js';
 import type { DataSource, EvalConfig } from '../config/schema.js';
 import { loadPrompts } from '../data/prompts.js';
 import { disposeParams } from '../model/gpt.js';
+import { checkMemory } from '../model/memory.js';
 import { readHost, responseLogprobs, rewardScores, sampleEpisodes } from '../ppo/rollout.js';
 import { IDENTITY_NORM, type RewardNorm } from '../reward/score.js';
 import { readObjectLines } from '../run/metrics-file.js';
@@ -53,6 +54,9 @@ interface EvalSetup {
   rewardDir: string;
   referenceDir: string;
 }
+
+/** Prompts sampled at once per policy. */
+const EVAL_BATCH = 32;
 
 function setup(loaded: LoadedConfig): EvalSetup {
   const { config, file } = loaded;
@@ -155,8 +159,8 @@ function samplePolicy(policy: LoadedCheckpoint, dir: string, s: Scorers, perProm
   const stopIds = stopTokenIds(tokenizer, s.gold?.stopSequences ?? []);
   const jobs = s.prompts.flatMap((p) => Array.from({ length: perPrompt }, () => p));
   const out: ScoredSample[] = [];
-  for (let i = 0; i < jobs.length; i += 32) {
-    const texts = jobs.slice(i, i + 32);
+  for (let i = 0; i < jobs.length; i += EVAL_BATCH) {
+    const texts = jobs.slice(i, i + EVAL_BATCH);
     const ids = texts.map((t) => encodePrompt(tokenizer, t));
     const e = sampleEpisodes(policy.params, policy.meta.model, ids, tokenizer, { maxNewTokens: s.settings.max_new_tokens, temperature: s.settings.temperature, topK: s.settings.top_k, topP: s.settings.top_p, stopIds }, rng);
     // the reference against itself: KL 0 without computing it
@@ -219,7 +223,12 @@ export function evaluationTable(results: readonly PolicyEvaluation[]): string {
 /** `rlhf eval`: evaluates, writes runs/<name>/eval/{results.json,samples.jsonl}, returns the results. */
 export async function runEval(loaded: LoadedConfig, policies?: string[]): Promise<{ dir: string; results: PolicyEvaluation[] }> {
   const list = policies?.length ? policies : defaultPolicies(loaded);
-  for (const p of list) readCheckpointMeta(p);
+  const s = setup(loaded);
+  const held = [{ model: readCheckpointMeta(s.referenceDir).model, head: 'lm' as const }, { model: readCheckpointMeta(s.rewardDir).model, head: 'score' as const }];
+  for (const p of list) {
+    const { model } = readCheckpointMeta(p);
+    checkMemory(loaded.file, 'eval', { models: [{ model, head: 'lm' }, ...held], generate: { model, rows: EVAL_BATCH } });
+  }
   const run = StageRun.open(loaded.config, 'eval', { force: true, parents: list });
   try {
     const results = evaluatePolicies(loaded, list);

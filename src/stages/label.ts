@@ -13,6 +13,7 @@ import { COMPARISONS_FILE, SKIPPED_FILE, comparisonSchema, type Comparison } fro
 import { goldLabeler, goldLabelerName, goldRanking, humanLabeler, type Labeler } from '../label/labelers.js';
 import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
+import { checkMemory } from '../model/memory.js';
 import { createProgress, progressEnabled } from '../run/progress.js';
 import { readManifest, StageRun, StageStateError, stageDir } from '../run/stage.js';
 import { generate, type SamplingOptions } from '../sample/generate.js';
@@ -327,6 +328,8 @@ export async function runLabel(loaded: LoadedConfig, opts: LabelOptions = {}): P
   }
   const meta = readCheckpointMeta(policyDir);
   if (meta.head !== 'lm') throw new CheckpointError(`${policyDir}: holds a "${meta.head}" model; label.policy must be a language model`);
+  // a batch of prompts, K responses each, is generated at once
+  checkMemory(file, 'label', { models: [{ model: meta.model, head: 'lm' }], generate: { model: meta.model, rows: cfg.batch_size * cfg.k } });
 
   const prompts = loadSourcedPrompts(cfg.prompts);
   const total = cfg.num_prompts;

@@ -5,7 +5,9 @@ import { ConfigError, type LoadedConfig } from '../config/load.js';
 import type { PpoConfig } from '../config/schema.js';
 import { DataError, loadCorpus } from '../data/corpus.js';
 import { loadPrompts } from '../data/prompts.js';
+import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
+import { checkMemory, type MemoryPlan } from '../model/memory.js';
 import { adaptiveKlController, fixedKlController, restoreKlController, type KlController, type KlControllerState } from '../ppo/kl-controller.js';
 import { ppoIteration, type PpoModels } from '../ppo/trainer.js';
 import { IDENTITY_NORM, addScalarHead, type RewardNorm } from '../reward/score.js';
@@ -84,6 +86,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   const policyMeta = readCheckpointMeta(policyDir);
   const prompts = loadPrompts(cfg.prompts);
   const task = taskOf(cfg);
+  checkMemory(file, stage, ppoMemoryPlan(cfg, policyMeta.model, readCheckpointMeta(rewardDir).model));
   const run = StageRun.open(config, stage, { force: opts.force, resume: opts.resume, configChanges, echoLogs: !progressEnabled(), parents: [policyDir, referenceDir, rewardDir] });
 
   const ckpt: LoadedCheckpoint | undefined = resumeFrom ? loadCheckpoint(resumeFrom.path, { resume: true, expectHead: 'lm' }) : undefined;
@@ -216,6 +219,26 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     models.valueOptimizer?.dispose();
     for (const p of new Set([policy, value, reference.params, reward.params, ...(models.ema ? [models.ema] : [])])) disposeParams(p);
   }
+}
+
+/**
+ * What PPO holds at once: policy and value model (trained, unless the value is
+ * a head on the policy), the frozen reference and reward model, the EMA copy;
+ * a rollout batch generated, then micro-batches (plus the ptx batch) trained.
+ */
+export function ppoMemoryPlan(cfg: PpoConfig, policy: GptConfig, reward: GptConfig): MemoryPlan {
+  const shared = cfg.value_model === 'policy_head';
+  return {
+    models: [
+      { model: policy, head: shared ? 'score' : 'lm', trained: true },
+      { model: policy, head: 'lm' },
+      { model: reward, head: 'score' },
+      ...(shared ? [] : [{ model: reward, head: 'score' as const, trained: true }]),
+      ...(cfg.ema_decay !== undefined ? [{ model: policy, head: 'lm' as const }] : []),
+    ],
+    train: { rows: cfg.mini_batch_size / cfg.grad_accum_steps + (cfg.ptx_coef > 0 ? cfg.ptx_batch_size : 0), tokens: policy.context_length },
+    generate: { model: policy, rows: cfg.rollout_batch_size },
+  };
 }
 
 /** Pretraining tokens for PPO-ptx, from the config's pretrain corpus. */

@@ -4,6 +4,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { TrainingLoopConfig } from '../config/schema.js';
 import { countParams, type GptConfig, type HeadKind } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
+import { checkMemory, type MemoryPlan } from '../model/memory.js';
 import { progressEnabled } from '../run/progress.js';
 import { resumeConfigChanges } from '../run/resume-config.js';
 import { latestCheckpoint, StageRun, StageStateError, stageDir } from '../run/stage.js';
@@ -44,11 +45,15 @@ export interface SupervisedStage {
   finalExtra?(params: Params): Record<string, unknown>;
   /** Log line fields at start. */
   describe?: Record<string, unknown>;
+  /** Rows of one micro-batch, when not settings.batch_size (a reward batch holds every response of its comparisons). */
+  batchRows?: number;
+  /** Models held and generation run besides training `model`, for the memory estimate. */
+  alsoNeeds?: Pick<MemoryPlan, 'models' | 'generate'>;
 }
 
 /**
  * Runs one gradient-trained stage (pretrain, sft, train-reward): validates via
- * `prepare` before the stage directory is touched, resumes from the newest
+ * `prepare` and the memory estimate before the stage directory is touched, resumes from the newest
  * periodic checkpoint on request, runs the shared loop, writes `final/`.
  */
 export async function runSupervisedStage(
@@ -66,6 +71,11 @@ export async function runSupervisedStage(
   let prepared: SupervisedStage;
   try {
     prepared = prepare(ckpt);
+    checkMemory(loaded.file, stage, {
+      models: [{ model: prepared.model, head: prepared.head, trained: true }, ...(prepared.alsoNeeds?.models ?? [])],
+      train: { rows: prepared.batchRows ?? prepared.settings.batch_size, tokens: prepared.model.context_length },
+      generate: prepared.alsoNeeds?.generate,
+    });
   } catch (err) {
     if (ckpt) disposeParams(ckpt.params);
     throw err;

@@ -18,7 +18,7 @@ import type { Tokenizer } from '../tokenizer/index.js';
 import { Rng } from '../util/rng.js';
 import { parentCheckpoint } from './sft.js';
 import { runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
-import { splitEveryKth } from '../util/arrays.js';
+import { maxOf, splitEveryKth } from '../util/arrays.js';
 
 /** A comparison tokenised for the reward model: one row per response, pairs as row indices. */
 interface TokenizedComparison {
@@ -166,6 +166,9 @@ export function runTrainReward(loaded: LoadedConfig, opts: StageOptions = {}): P
         }),
       }),
       describe: { parent, comparisons: items.length, all_tied: items.length - informative.length, eval: evaluation.length, data: dataFile },
+      batchRows: B * maxOf(items.map((c) => c.rows.length)),
+      // the reward normalisation samples from the SFT policy, 32 rows at a time
+      alsoNeeds: { models: [{ model, head: 'lm' }], generate: { model, rows: NORM_BATCH } },
     };
   });
 }
@@ -174,6 +177,9 @@ export function runTrainReward(loaded: LoadedConfig, opts: StageOptions = {}): P
 function taskStops(source: DataSource | undefined): string[] {
   return source && 'task' in source ? (getTask(source.task).stopSequences ?? []) : [];
 }
+
+/** Rows the reward normalisation generates at once. */
+const NORM_BATCH = 32;
 
 /**
  * Scores SFT-policy samples on the comparison prompts, sampled and terminated
@@ -192,8 +198,8 @@ function rewardNormalisation(
     const rng = new Rng(`${o.seed}:reward-norm`);
     const prompts = Array.from({ length: o.n }, (_, i) => items[i % items.length].prompt).map((p) => (p.length ? p : [eosId]));
     const rows: number[][] = [];
-    for (let i = 0; i < prompts.length; i += 32) {
-      const part = prompts.slice(i, i + 32);
+    for (let i = 0; i < prompts.length; i += NORM_BATCH) {
+      const part = prompts.slice(i, i + NORM_BATCH);
       const stopIds = stopTokenIds(policy.tokenizer, o.stops);
       const out = generate(policy.params, cfg, part, policy.tokenizer, { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: 0, topP: 1, stopIds }, rng);
       part.forEach((p, j) => rows.push(rewardInput(p, out.responses[j], eosId).slice(-cfg.context_length)));

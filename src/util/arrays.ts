@@ -17,3 +17,10 @@ export function splitEveryKth<T>(items: readonly T[], fraction: number): { train
     evaluation: items.filter((_, i) => i % every === every - 1),
   };
 }
+
+/** Largest value (-Infinity for an empty list); a loop, since Math.max(...xs) overflows the call stack on large arrays. */
+export function maxOf(xs: Iterable<number>): number {
+  let m = -Infinity;
+  for (const x of xs) if (x > m) m = x;
+  return m;
+}

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { makeDirs } from '../util/fs.js';
 
 /**
  * Stage-directory locks: one writer per stage directory at a time.
@@ -9,8 +10,8 @@ import path from 'node:path';
  * directory, which `--force` deletes and re-creates) created with O_EXCL and
  * holding `{pid, host, started_at}`. A second process that finds it refuses
  * with a one-line error naming the holder's pid. A lock whose pid is no longer
- * alive on this host (a crash, SIGKILL, Ctrl-C before a handler was installed)
- * is stale and is replaced. A lock written on another host (runs on a shared
+ * alive on this host (a crash, SIGKILL, Ctrl-C before a handler was installed;
+ * a zombie not yet reaped by its parent counts as dead) is stale and is replaced. A lock written on another host (runs on a shared
  * file system) cannot be checked and is treated as held.
  *
  * Locks are released when the stage completes or fails, and in any case when
@@ -35,7 +36,24 @@ export function lockPath(stageDir: string): string {
   return path.join(path.dirname(dir), `.${path.basename(dir)}.lock`);
 }
 
+/**
+ * State letter of a Linux process from /proc/<pid>/stat (the field after the
+ * parenthesised command name, which may itself hold spaces and parentheses);
+ * undefined where there is no /proc or no such process.
+ */
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0];
+  } catch {
+    return undefined;
+  }
+}
+
 function pidAlive(pid: number): boolean {
+  // A zombie (killed, not yet reaped by its parent) still answers kill(pid, 0) but holds nothing.
+  const state = procState(pid);
+  if (state === 'Z' || state === 'X') return false;
   try {
     process.kill(pid, 0);
     return true;
@@ -91,7 +109,7 @@ function removeIfOurs(file: string): void {
  */
 export function acquireStageLock(stageDir: string): () => void {
   const file = lockPath(stageDir);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  makeDirs(path.dirname(file));
   const me: LockInfo = { pid: process.pid, host: os.hostname(), started_at: new Date().toISOString() };
   for (let attempt = 0; ; attempt++) {
     try {

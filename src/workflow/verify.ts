@@ -7,7 +7,7 @@ import { processNumerics } from '../backend/tf.js';
 import { checkpointHash } from '../checkpoint/checkpoint.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
-import { UsageError } from './errors.js';
+import { UsageError, VerifyError } from './errors.js';
 import { sha256OfFile } from './hash.js';
 import { outputFiles, readPipelineManifest, type PipelineManifest } from './manifest.js';
 import { isWallClockField } from './pipeline.js';
@@ -210,6 +210,8 @@ export async function verifyRun(runDirArg: string, opts: VerifyOptions = {}): Pr
     rels = [want];
   }
   const manifests = new Map(rels.map((r) => [r, readPipelineManifest(path.join(runDir, r))!]));
+  // Nothing checked is not "reproduces exactly".
+  if (![...manifests.values()].some((m) => m.status === 'completed')) throw new VerifyError(`${runDir}: no completed stage to verify`);
   const result: VerifyResult = { run: runDir, ok: true, stages: [], wall_time_s: 0 };
   const fail = (check: StageCheck, difference: string): void => {
     check.difference = difference;
