@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { tf, tfThreads } from '../backend/tf.js';
 import { configThreads } from '../backend/threads.js';
-import { checkpointHash } from '../checkpoint/checkpoint.js';
+import { checkpointHash, verifyCheckpoint } from '../checkpoint/checkpoint.js';
 import { ConfigError } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
 import { TensorBoardWriter } from '../report/tensorboard.js';
@@ -142,6 +142,9 @@ export class StageRun {
 
   private static create(config: ExperimentConfig, stage: string, opts: OpenStageOptions): StageRun {
     const dir = stageDir(config, stage);
+    // Every parent checkpoint is checked (and hashed for the manifest) before the
+    // stage directory changes: a bad input must not cost a completed run under --force.
+    const parents = (opts.parents ?? []).map((p) => ({ path: p, sha256: verifyCheckpoint(p) }));
     const previous = readManifest(dir);
     if (opts.resume) {
       if (!previous) throw new StageStateError(`${dir}: nothing to resume (no manifest.json)`);
@@ -164,7 +167,7 @@ export class StageRun {
       git_commit: gitCommit(),
       backend: tf.getBackend(),
       threads: tfThreads,
-      parents: (opts.parents ?? []).map((p) => ({ path: p, sha256: checkpointHash(p) })),
+      parents,
     };
     const run = new StageRun(dir, stage, manifest, opts.echoLogs ?? false);
     if (config.tensorboard) run.tensorboard = TensorBoardWriter.open(path.join(dir, 'tensorboard'), run.logger);
