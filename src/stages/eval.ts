@@ -78,6 +78,18 @@ export function defaultPolicies(loaded: LoadedConfig): string[] {
   return out;
 }
 
+/** Every policy must be a language model speaking the reward model's tokenizer: checked (cheaply) before any is evaluated. */
+function checkPolicies(policies: readonly string[], rewardDir: string): void {
+  const reward = readCheckpointMeta(rewardDir);
+  for (const dir of policies) {
+    const meta = readCheckpointMeta(dir);
+    if (meta.head !== 'lm') throw new CheckpointError(`${dir}: holds a "${meta.head}" model (a reward model?); a policy to evaluate must be a language model`);
+    if (meta.tokenizer_fingerprint !== reward.tokenizer_fingerprint) {
+      throw new CheckpointError(`${dir}: tokenizer does not match the reward model's (${rewardDir})`);
+    }
+  }
+}
+
 /**
  * Scores policies on the same prompts with the same sampling seed: proxy
  * reward, gold score, KL to the reference and diversity. Plotting gold against
@@ -85,6 +97,7 @@ export function defaultPolicies(loaded: LoadedConfig): string[] {
  */
 export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string[]): PolicyEvaluation[] {
   const s = setup(loaded);
+  checkPolicies(policies, s.rewardDir);
   const reward = loadCheckpoint(s.rewardDir, { expectHead: 'score' });
   const reference = loadCheckpoint(s.referenceDir, { expectHead: 'lm' });
   const norm = (reward.meta.extra.reward_norm as RewardNorm | undefined) ?? IDENTITY_NORM;
@@ -93,9 +106,6 @@ export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string
     return policies.map((dir) => {
       const policy = loadCheckpoint(dir, { expectHead: 'lm' });
       try {
-        if (policy.meta.tokenizer_fingerprint !== reward.meta.tokenizer_fingerprint) {
-          throw new CheckpointError(`${dir}: tokenizer does not match the reward model's (${s.rewardDir})`);
-        }
         const { tokenizer } = policy;
         const rng = new Rng(`${s.settings.seed}:eval`);
         const stopIds = stopTokenIds(tokenizer, task?.stopSequences ?? []);
@@ -160,10 +170,11 @@ export function evaluationTable(results: readonly PolicyEvaluation[]): string {
 /** `rlhf eval`: evaluates, writes runs/<name>/eval/{results.json,samples.jsonl}, returns the results. */
 export async function runEval(loaded: LoadedConfig, policies?: string[]): Promise<{ dir: string; results: PolicyEvaluation[] }> {
   const list = policies?.length ? policies : defaultPolicies(loaded);
-  for (const p of list) readCheckpointMeta(p);
+  // Evaluated before the stage directory is opened: a bad policy, or any failure
+  // while evaluating, leaves the previous results untouched.
+  const results = evaluatePolicies(loaded, list);
   const run = StageRun.open(loaded.config, 'eval', { force: true, parents: list });
   try {
-    const results = evaluatePolicies(loaded, list);
     const summary = results.map(({ samples, ...rest }) => rest);
     fs.writeFileSync(path.join(run.dir, 'results.json'), JSON.stringify(summary, null, 2) + '\n');
     fs.writeFileSync(path.join(run.dir, 'samples.jsonl'), results.flatMap((r) => r.samples.map((x) => JSON.stringify({ policy: r.policy, ...x }))).join('\n') + '\n');
