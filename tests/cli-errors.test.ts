@@ -1,32 +1,8 @@
-import { describe, it, expect, vi } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { main } from '../src/cli/main.js';
-import { repoRoot, tinyPretrainConfig, writeConfig } from './helpers.js';
-
-/** Runs the CLI in-process; returns exit code and what it wrote to stderr. */
-async function rlhf(...args: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(['node', 'rlhf', ...args]);
-    return { code, stderr };
-  } finally {
-    spy.mockRestore();
-  }
-}
-
-function expectOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
-  expect(r.code).not.toBe(0);
-  const lines = r.stderr.trim().split('\n');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^rlhf: /);
-  expect(lines[0]).toMatch(pattern);
-}
+import { expectOneLineError, repoRoot, rlhf, tinyPretrainConfig, writeConfig } from './helpers.js';
 
 function runsDir(configFile: string): string {
   return path.join(path.dirname(configFile), 'runs');
