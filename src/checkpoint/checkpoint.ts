@@ -184,6 +184,23 @@ function recordedHash(dir: string): { manifest: string; sha256: string } | undef
   }
 }
 
+/** A checkpoint's tokenizer, checked against the one its weights were trained with (no weights read). */
+export function readCheckpointTokenizer(dir: string, meta: CheckpointMeta = readCheckpointMeta(dir)): Tokenizer {
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = tokenizerFromJSON(readJson(path.join(dir, 'tokenizer.json')));
+  } catch (e) {
+    throw new CheckpointError(`${path.join(dir, 'tokenizer.json')}: ${(e as Error).message}`);
+  }
+  if (tokenizerFingerprint(tokenizer) !== meta.tokenizer_fingerprint) {
+    throw new CheckpointError(`${dir}: tokenizer.json does not match the tokenizer the weights were trained with`);
+  }
+  if (tokenizer.vocabSize !== meta.model.vocab_size) {
+    throw new CheckpointError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${meta.model.vocab_size}`);
+  }
+  return tokenizer;
+}
+
 interface VerifiedFiles {
   meta: CheckpointMeta;
   tokenizer: Tokenizer;
@@ -202,18 +219,7 @@ function readVerified(dir: string, expectHead?: HeadKind): VerifiedFiles {
   if (expectHead && meta.head !== expectHead) {
     throw new CheckpointError(`${dir}: holds a "${meta.head}" model, expected "${expectHead}"`);
   }
-  let tokenizer: Tokenizer;
-  try {
-    tokenizer = tokenizerFromJSON(readJson(path.join(dir, 'tokenizer.json')));
-  } catch (e) {
-    throw new CheckpointError(`${path.join(dir, 'tokenizer.json')}: ${(e as Error).message}`);
-  }
-  if (tokenizerFingerprint(tokenizer) !== meta.tokenizer_fingerprint) {
-    throw new CheckpointError(`${dir}: tokenizer.json does not match the tokenizer the weights were trained with`);
-  }
-  if (tokenizer.vocabSize !== meta.model.vocab_size) {
-    throw new CheckpointError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${meta.model.vocab_size}`);
-  }
+  const tokenizer = readCheckpointTokenizer(dir, meta);
   const file = path.join(dir, WEIGHTS_FILE);
   const weights = readBytes(file);
   checkSize(file, weights, meta.weightsManifest[0].weights);
