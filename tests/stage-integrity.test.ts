@@ -2,10 +2,8 @@ import { beforeAll, describe, it, expect } from 'vitest';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CheckpointError } from '../src/checkpoint/checkpoint.js';
-import { loadConfig } from '../src/config/load.js';
-import { readManifest, StageRun } from '../src/run/stage.js';
-import { expectOneLineError, oneLineError, rlhf, tinyRlhfConfig, writeConfig } from './helpers.js';
+import { readManifest } from '../src/run/stage.js';
+import { expectOneLineError, rlhf, tinyRlhfConfig, writeConfig } from './helpers.js';
 
 /**
  * Bad input never costs a completed stage: checkpoints are checked (shapes
@@ -64,11 +62,12 @@ function flippedStageCopy(stage: string, name: string): string {
 }
 
 const SFT_FILES = ['metrics.jsonl', 'manifest.json', 'final/model.weights.bin', 'final/model.json'];
+const PPO_FILES = ['metrics.jsonl', 'manifest.json', 'final/model.weights.bin'];
 const EVAL_FILES = ['results.json', 'samples.jsonl', 'metrics.jsonl', 'manifest.json'];
 
 describe('bad input leaves completed stages untouched', () => {
   beforeAll(async () => {
-    for (const stage of ['pretrain', 'sft', 'label', 'train-reward', 'eval']) {
+    for (const stage of ['pretrain', 'sft', 'label', 'train-reward', 'ppo', 'eval']) {
       const r = await rlhf(stage, '-c', file);
       expect(r.code, `${stage}: ${r.stderr}`).toBe(0);
     }
@@ -143,17 +142,29 @@ describe('bad input leaves completed stages untouched', () => {
     expectOneLineError(await rlhf('sample', '--checkpoint', flipped, '-n', '1', '--max-new-tokens', '4'), /model\.weights\.bin: sha256 is [0-9a-f]{64} but .* recorded/);
   });
 
-  it('StageRun.open --force checks every parent before it replaces a completed stage', async () => {
-    // The general guard behind stages that load their parents after opening (ppo).
-    const flipped = flippedStageCopy('pretrain', 'flipped-parent');
-    const loaded = loadConfig(file);
+  it('ppo --force from a bit-flipped policy keeps the completed ppo: parents are checked before the stage is replaced', async () => {
+    // ppo loads its checkpoints after opening the stage; StageRun.open checks them first.
+    const flipped = flippedStageCopy('sft', 'flipped-policy');
     await keepsStage(
-      'sft',
+      'ppo',
       async () => {
-        const message = oneLineError(CheckpointError, () => StageRun.open(loaded.config, 'sft', { force: true, parents: [path.join(run, 'pretrain', 'final'), flipped] }));
-        expect(message).toMatch(/flipped-parent\/pretrain\/final\/model\.weights\.bin: sha256 is /);
+        const r = await rlhf('ppo', '-c', file, '--force', '--set', `ppo.policy=${flipped}`);
+        expectOneLineError(r, /flipped-policy\/sft\/final\/model\.weights\.bin: sha256 is [0-9a-f]{64} but .*flipped-policy\/sft\/manifest\.json recorded [0-9a-f]{64} \(modified since its stage completed\)$/);
+        expect(r.code).toBe(2);
       },
-      SFT_FILES,
+      PPO_FILES,
+    );
+  });
+
+  it('ppo --force with a missing PPO-ptx corpus keeps the completed ppo', async () => {
+    await keepsStage(
+      'ppo',
+      async () => {
+        const r = await rlhf('ppo', '-c', file, '--force', '--set', 'ppo.ptx_coef=0.1', '--set', 'pretrain.data={path: /nonexistent/ptx.txt}');
+        expectOneLineError(r, /\/nonexistent\/ptx\.txt: file not found/);
+        expect(r.code).toBe(2);
+      },
+      PPO_FILES,
     );
   });
 });
