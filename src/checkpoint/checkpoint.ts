@@ -137,14 +137,15 @@ function weightsMismatch(meta: CheckpointMeta): string | undefined {
   }
   if (m.d_model % m.n_head !== 0) return `model.d_model (${m.d_model}) is not divisible by model.n_head (${m.n_head})`;
   const group = meta.weightsManifest?.[0];
-  if (meta.weightsManifest?.length !== 1 || group.paths?.length !== 1 || group.paths[0] !== WEIGHTS_FILE || !Array.isArray(group.weights)) {
+  if (meta.weightsManifest?.length !== 1 || group?.paths?.length !== 1 || group.paths[0] !== WEIGHTS_FILE || !Array.isArray(group.weights)) {
     return `weightsManifest must describe the one file ${WEIGHTS_FILE}`;
   }
   // An LM policy trained with ppo.value_model: policy_head also carries the scalar head.
   const allowed = parameterShapes(m, 'score');
   for (const w of group.weights) {
-    const want = allowed.get(w.name);
-    if (!want) return `${w.name}: the weights file holds a tensor this model config has no place for`;
+    const want = allowed.get(w?.name);
+    if (!want) return `${String(w?.name)}: the weights file holds a tensor this model config has no place for`;
+    if (!Array.isArray(w.shape)) return `${w.name}: the weights manifest gives no shape`;
     if (w.dtype !== 'float32') return `${w.name}: dtype ${w.dtype}, expected float32`;
     if (shapeText(w.shape) !== shapeText(want)) {
       return `${w.name} has shape ${shapeText(want)} in this model config but the weights file holds ${elements(w.shape)} floats ${shapeText(w.shape)} for it`;
