@@ -8,25 +8,14 @@ import { readManifest } from '../src/run/stage.js';
 import { planPipeline, runPipeline } from '../src/workflow/pipeline.js';
 import { acquireStageLock, lockPath } from '../src/workflow/lock.js';
 import { parseGrid, parseRange, trialParams } from '../src/workflow/sweep.js';
-import { readJsonl, repoRoot, tinyPretrainConfig, writeConfig } from './helpers.js';
+import { readJsonl, repoRoot, tinyPretrainConfig, tinyRlhfConfig, writeConfig } from './helpers.js';
 
 /**
  * Workflow commands: pipeline skip logic, sweeps, verify, stage locks. The CLI
  * runs from dist/ (build first: npx tsc -p tsconfig.json). A tiny randomwalks
  * experiment keeps every stage to a few seconds.
  */
-const config = {
-  name: 'wf',
-  seed: 5,
-  tokenizer: { type: 'char' },
-  model: { n_layer: 1, n_head: 2, d_model: 32, context_length: 32, dropout: 0 },
-  pretrain: { data: { task: 'randomwalks' }, batch_size: 8, max_steps: 30, lr: 3e-3, log_interval: 10, eval_interval: 15, eval_batches: 2, checkpoint_interval: 15 },
-  sft: { data: { task: 'randomwalks' }, batch_size: 8, max_steps: 20, lr: 1e-3, log_interval: 10, eval_interval: 10, checkpoint_interval: 10 },
-  label: { prompts: { task: 'randomwalks' }, num_prompts: 32, k: 3, labeler: 'gold:randomwalks', max_new_tokens: 12 },
-  train_reward: { batch_size: 8, max_steps: 20, lr: 3e-4, log_interval: 5, eval_interval: 10, checkpoint_interval: 10, norm_samples: 16 },
-  ppo: { prompts: { task: 'randomwalks' }, iterations: 3, rollout_batch_size: 16, mini_batch_size: 8, ppo_epochs: 1, response_length: 12, kl_coef: 0.1, lr: 2e-4, checkpoint_interval: 2 },
-  eval: { prompts: { task: 'randomwalks' }, num_prompts: 8, samples_per_prompt: 2, max_new_tokens: 12 },
-};
+const config = tinyRlhfConfig('wf');
 const file = writeConfig(config);
 const runs = path.join(path.dirname(file), 'runs');
 const run = path.join(runs, 'wf');

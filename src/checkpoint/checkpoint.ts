@@ -2,14 +2,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tf, type Tensor, type WeightsManifestEntry } from '../backend/tf.js';
 import type { GptConfig, HeadKind } from '../model/config.js';
-import type { Params } from '../model/gpt.js';
+import { parameterShapes, type Params } from '../model/gpt.js';
 import { tokenizerFromJSON, tokenizerFingerprint, type Tokenizer } from '../tokenizer/index.js';
 import { sha256File, writeAtomicDir } from '../util/fs.js';
+import { sha256 } from '../workflow/hash.js';
 
 /** A checkpoint that is missing, malformed or does not fit what reads it. */
 export class CheckpointError extends Error {}
 
 const FORMAT = 'rlhf-lab/checkpoint';
+const WEIGHTS_FILE = 'model.weights.bin';
 
 /** `model.json`: everything needed to rebuild the model, plus the tfjs weights manifest. */
 export interface CheckpointMeta {
@@ -53,12 +55,25 @@ async function encode(named: Map<string, Tensor>): Promise<{ data: Buffer; specs
   return { data: Buffer.from(data), specs };
 }
 
-function decode(dir: string, file: string, specs: WeightsManifestEntry[]): Map<string, Tensor> {
-  const buf = fs.readFileSync(path.join(dir, file));
-  const expected = specs.reduce((n, s) => n + s.shape.reduce((a: number, b: number) => a * b, 1) * 4, 0);
-  if (buf.byteLength !== expected) {
-    throw new CheckpointError(`${path.join(dir, file)}: expected ${expected} bytes, found ${buf.byteLength} (truncated or corrupt)`);
+function readBytes(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    throw new CheckpointError(`${file}: missing (not a checkpoint directory?)`);
   }
+}
+
+const elements = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+function checkSize(file: string, buf: Buffer, specs: WeightsManifestEntry[]): void {
+  const expected = specs.reduce((n, s) => n + elements(s.shape) * 4, 0);
+  if (buf.byteLength !== expected) {
+    throw new CheckpointError(`${file}: expected ${expected} bytes, found ${buf.byteLength} (truncated or corrupt)`);
+  }
+}
+
+function decode(file: string, buf: Buffer, specs: WeightsManifestEntry[]): Map<string, Tensor> {
+  checkSize(file, buf, specs);
   const ab = new Uint8Array(buf).buffer;
   return new Map(Object.entries(tf.io.decodeWeights(ab, specs)));
 }
@@ -77,11 +92,11 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
     model: c.model,
     tokenizer_fingerprint: tokenizerFingerprint(c.tokenizer),
     extra: c.extra ?? {},
-    weightsManifest: [{ paths: ['model.weights.bin'], weights: weights.specs }],
+    weightsManifest: [{ paths: [WEIGHTS_FILE], weights: weights.specs }],
   };
   const resume = c.resume ? await encode(c.resume.tensors) : undefined;
   await writeAtomicDir(dir, (tmp) => {
-    fs.writeFileSync(path.join(tmp, 'model.weights.bin'), weights.data);
+    fs.writeFileSync(path.join(tmp, WEIGHTS_FILE), weights.data);
     fs.writeFileSync(path.join(tmp, 'model.json'), JSON.stringify(meta, null, 2) + '\n');
     fs.writeFileSync(path.join(tmp, 'tokenizer.json'), JSON.stringify(c.tokenizer.toJSON()) + '\n');
     if (c.resume && resume) {
@@ -106,20 +121,72 @@ function readJson(file: string): unknown {
   }
 }
 
+const shapeText = (shape: readonly number[]): string => `[${shape.join(',')}]`;
+
+/**
+ * What keeps model.json's `model` config and its weights manifest from fitting
+ * together, or undefined. Checked before any tensor exists: a mismatch would
+ * otherwise surface as a TensorFlow shape error, or a missing variable, deep
+ * inside the first forward pass.
+ */
+function weightsMismatch(meta: CheckpointMeta): string | undefined {
+  if (meta.head !== 'lm' && meta.head !== 'score') return `head must be "lm" or "score", found ${JSON.stringify(meta.head)}`;
+  const m = meta.model;
+  for (const key of ['vocab_size', 'n_layer', 'n_head', 'd_model', 'context_length'] as const) {
+    if (!Number.isInteger(m?.[key]) || m[key] < 1) return `model.${key} must be a positive integer, found ${JSON.stringify(m?.[key])}`;
+  }
+  if (m.d_model % m.n_head !== 0) return `model.d_model (${m.d_model}) is not divisible by model.n_head (${m.n_head})`;
+  const group = meta.weightsManifest?.[0];
+  if (meta.weightsManifest?.length !== 1 || group?.paths?.length !== 1 || group.paths[0] !== WEIGHTS_FILE || !Array.isArray(group.weights)) {
+    return `weightsManifest must describe the one file ${WEIGHTS_FILE}`;
+  }
+  // An LM policy trained with ppo.value_model: policy_head also carries the scalar head.
+  const allowed = parameterShapes(m, 'score');
+  for (const w of group.weights) {
+    const want = allowed.get(w?.name);
+    if (!want) return `${String(w?.name)}: the weights file holds a tensor this model config has no place for`;
+    if (!Array.isArray(w.shape)) return `${w.name}: the weights manifest gives no shape`;
+    if (w.dtype !== 'float32') return `${w.name}: dtype ${w.dtype}, expected float32`;
+    if (shapeText(w.shape) !== shapeText(want)) {
+      return `${w.name} has shape ${shapeText(want)} in this model config but the weights file holds ${elements(w.shape)} floats ${shapeText(w.shape)} for it`;
+    }
+  }
+  const held = new Set(group.weights.map((w) => w.name));
+  for (const name of parameterShapes(m, meta.head).keys()) {
+    if (!held.has(name)) return `${name}: this model config needs it but the weights file holds no such tensor`;
+  }
+  return undefined;
+}
+
 /** Reads only the metadata (cheap): for compatibility checks before any work starts. */
 export function readCheckpointMeta(dir: string): CheckpointMeta {
-  const meta = readJson(path.join(dir, 'model.json')) as CheckpointMeta;
+  const file = path.join(dir, 'model.json');
+  const meta = readJson(file) as CheckpointMeta;
   if (meta?.format !== FORMAT || meta.version !== 1) {
-    throw new CheckpointError(`${path.join(dir, 'model.json')}: not an rlhf-lab checkpoint (format ${String(meta?.format)})`);
+    throw new CheckpointError(`${file}: not an rlhf-lab checkpoint (format ${String(meta?.format)})`);
   }
+  const problem = weightsMismatch(meta);
+  if (problem) throw new CheckpointError(`${file}: ${problem}`);
   return meta;
 }
 
-export function loadCheckpoint(dir: string, opts: { resume?: boolean; expectHead?: HeadKind } = {}): LoadedCheckpoint {
-  const meta = readCheckpointMeta(dir);
-  if (opts.expectHead && meta.head !== opts.expectHead) {
-    throw new CheckpointError(`${dir}: holds a "${meta.head}" model, expected "${opts.expectHead}"`);
+/**
+ * The sha256 a stage's manifest.json recorded for its `final/` when the stage
+ * completed (periodic checkpoints have none recorded); undefined otherwise.
+ */
+function recordedHash(dir: string): { manifest: string; sha256: string } | undefined {
+  if (path.basename(dir) !== 'final') return undefined;
+  const manifest = path.join(path.dirname(dir), 'manifest.json');
+  try {
+    const recorded = (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { final?: { sha256?: unknown } }).final?.sha256;
+    return typeof recorded === 'string' ? { manifest, sha256: recorded } : undefined;
+  } catch {
+    return undefined;
   }
+}
+
+/** A checkpoint's tokenizer, checked against the one its weights were trained with (no weights read). */
+export function readCheckpointTokenizer(dir: string, meta: CheckpointMeta = readCheckpointMeta(dir)): Tokenizer {
   let tokenizer: Tokenizer;
   try {
     tokenizer = tokenizerFromJSON(readJson(path.join(dir, 'tokenizer.json')));
@@ -132,8 +199,47 @@ export function loadCheckpoint(dir: string, opts: { resume?: boolean; expectHead
   if (tokenizer.vocabSize !== meta.model.vocab_size) {
     throw new CheckpointError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${meta.model.vocab_size}`);
   }
-  const manifest = meta.weightsManifest[0];
-  const tensors = decode(dir, manifest.paths[0], manifest.weights);
+  return tokenizer;
+}
+
+interface VerifiedFiles {
+  meta: CheckpointMeta;
+  tokenizer: Tokenizer;
+  weights: Buffer;
+  sha256: string;
+}
+
+/**
+ * Reads a checkpoint's files and checks everything about them that can be
+ * checked without TensorFlow: format, head, shapes against the model config,
+ * tokenizer, weights size, and (for a stage's final/) that the weights still
+ * hash to what the stage recorded. Reads and hashes the weights once.
+ */
+function readVerified(dir: string, expectHead?: HeadKind): VerifiedFiles {
+  const meta = readCheckpointMeta(dir);
+  if (expectHead && meta.head !== expectHead) {
+    throw new CheckpointError(`${dir}: holds a "${meta.head}" model, expected "${expectHead}"`);
+  }
+  const tokenizer = readCheckpointTokenizer(dir, meta);
+  const file = path.join(dir, WEIGHTS_FILE);
+  const weights = readBytes(file);
+  checkSize(file, weights, meta.weightsManifest[0].weights);
+  const hash = sha256(weights);
+  const recorded = recordedHash(dir);
+  if (recorded && recorded.sha256 !== hash) {
+    throw new CheckpointError(`${file}: sha256 is ${hash} but ${recorded.manifest} recorded ${recorded.sha256} (modified since its stage completed)`);
+  }
+  return { meta, tokenizer, weights, sha256: hash };
+}
+
+/** Checks a checkpoint as loadCheckpoint does, without building tensors; returns its weights' sha256. */
+export function verifyCheckpoint(dir: string): string {
+  return readVerified(dir).sha256;
+}
+
+export function loadCheckpoint(dir: string, opts: { resume?: boolean; expectHead?: HeadKind } = {}): LoadedCheckpoint {
+  const { meta, tokenizer, weights } = readVerified(dir, opts.expectHead);
+  const tensors = decode(path.join(dir, WEIGHTS_FILE), weights, meta.weightsManifest[0].weights);
   const params: Params = new Map();
   for (const [name, t] of tensors) {
     params.set(name, tf.variable(t, true));
@@ -142,12 +248,13 @@ export function loadCheckpoint(dir: string, opts: { resume?: boolean; expectHead
   let resume: LoadedCheckpoint['resume'];
   if (opts.resume) {
     const state = readJson(path.join(dir, 'resume.json')) as { trainer: Record<string, unknown>; tensors: WeightsManifestEntry[] };
-    resume = { trainer: state.trainer, tensors: decode(dir, 'resume.bin', state.tensors) };
+    const file = path.join(dir, 'resume.bin');
+    resume = { trainer: state.trainer, tensors: decode(file, readBytes(file), state.tensors) };
   }
   return { dir, meta, params, tokenizer, resume };
 }
 
 /** Content hash of a checkpoint's weights, recorded in manifests of the stages that read it. */
 export function checkpointHash(dir: string): string {
-  return sha256File(path.join(dir, 'model.weights.bin'));
+  return sha256File(path.join(dir, WEIGHTS_FILE));
 }

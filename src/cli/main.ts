@@ -148,6 +148,7 @@ Examples:
     .option('--policy <dir>', 'policy checkpoint to evaluate (repeatable; default: SFT and every completed PPO stage)', collect, [] as string[])
     .option('--samples <n>', 'sample rows to print per policy', intArg('--samples'), 3)
     .option('--json', 'print the results as JSON')
+    .option('--force', 'overwrite a completed eval of this experiment')
     .addHelpText(
       'after',
       `
@@ -155,10 +156,10 @@ Examples:
   rlhf eval -c configs/sentiment.yaml
   rlhf eval -c configs/sentiment.yaml --policy runs/sentiment/sft/final --policy runs/sentiment/ppo/final --json`,
     )
-    .action(async (opts: { config: string; set: string[]; policy: string[]; samples: number; json?: boolean }) => {
+    .action(async (opts: { config: string; set: string[]; policy: string[]; samples: number; json?: boolean; force?: boolean }) => {
       const loaded = await loadConfigFrom(opts);
       const { runEval, evaluationTable } = await import('../stages/eval.js');
-      const { dir, results } = await runEval(loaded, opts.policy);
+      const { dir, results } = await runEval(loaded, opts.policy, { force: opts.force });
       if (opts.json) {
         console.log(JSON.stringify(results.map((r) => ({ ...r, samples: r.samples.slice(0, opts.samples) }))));
         return;

@@ -7,7 +7,7 @@ import { stringify as toYaml } from 'yaml';
 import { processNumerics, tf, tfThreads } from '../backend/tf.js';
 import type { NumericsEnvironment } from '../backend/numerics.js';
 import { configThreads } from '../backend/threads.js';
-import { checkpointHash } from '../checkpoint/checkpoint.js';
+import { checkpointHash, verifyCheckpoint } from '../checkpoint/checkpoint.js';
 import { ConfigError } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
 import { TensorBoardWriter } from '../report/tensorboard.js';
@@ -193,6 +193,9 @@ export class StageRun {
 
   private static create(config: ExperimentConfig, stage: string, opts: OpenStageOptions): StageRun {
     const dir = stageDir(config, stage);
+    // Every parent checkpoint is checked (and hashed for the manifest) before the
+    // stage directory changes: a bad input must not cost a completed run under --force.
+    const parents = (opts.parents ?? []).map((p) => ({ path: p, sha256: verifyCheckpoint(p) }));
     const previous = readManifest(dir);
     const repairs: Record<string, unknown>[] = [];
     if (opts.resume) {
@@ -226,7 +229,7 @@ export class StageRun {
       backend: tf.getBackend(),
       threads: tfThreads,
       numerics: processNumerics(),
-      parents: (opts.parents ?? []).map((p) => ({ path: p, sha256: checkpointHash(p) })),
+      parents,
       ...(opts.configChanges?.length ? { config_changes: opts.configChanges } : {}),
     };
     const run = new StageRun(dir, stage, manifest, opts.echoLogs ?? false);

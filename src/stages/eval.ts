@@ -9,7 +9,7 @@ import { checkMemory } from '../model/memory.js';
 import { readHost, responseLogprobs, rewardScores, sampleEpisodes } from '../ppo/rollout.js';
 import { IDENTITY_NORM, type RewardNorm } from '../reward/score.js';
 import { readObjectLines } from '../run/metrics-file.js';
-import { readManifest, StageRun, stageDir } from '../run/stage.js';
+import { readManifest, StageRun, StageStateError, stageDir } from '../run/stage.js';
 import { encodePrompt, stopTokenIds } from '../sample/tokens.js';
 import { getTask } from '../tasks/index.js';
 import type { Task } from '../tasks/types.js';
@@ -86,17 +86,30 @@ export function defaultPolicies(loaded: LoadedConfig): string[] {
   return out;
 }
 
+/** Every policy must be a language model speaking the reward model's tokenizer: checked (cheaply) before any is evaluated. */
+function checkPolicies(policies: readonly string[], rewardDir: string): void {
+  const reward = readCheckpointMeta(rewardDir);
+  for (const dir of policies) {
+    const meta = readCheckpointMeta(dir);
+    if (meta.head !== 'lm') throw new CheckpointError(`${dir}: holds a "${meta.head}" model (a reward model?); a policy to evaluate must be a language model`);
+    if (meta.tokenizer_fingerprint !== reward.tokenizer_fingerprint) {
+      throw new CheckpointError(`${dir}: tokenizer does not match the reward model's (${rewardDir})`);
+    }
+  }
+}
+
 /**
  * Scores policies on the same prompts with the same sampling seed: proxy
  * reward, gold score, KL to the reference and diversity. Plotting gold against
  * proxy as KL grows is how reward over-optimisation shows.
  */
 export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string[]): PolicyEvaluation[] {
-  return withScorers(loaded, (scorers) =>
-    policies.map((dir) => {
+  return withScorers(loaded, (scorers) => {
+    checkPolicies(policies, scorers.rewardDir);
+    return policies.map((dir) => {
       const policy = loadCheckpoint(dir, { expectHead: 'lm' });
       try {
-        const samples = samplePolicy(policy, dir, scorers, scorers.settings.samples_per_prompt);
+        const samples = samplePolicy(policy, scorers, scorers.settings.samples_per_prompt);
         const responses = samples.map((x) => x.response);
         return {
           policy: dir,
@@ -111,8 +124,8 @@ export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string
       } finally {
         disposeParams(policy.params);
       }
-    }),
-  );
+    });
+  });
 }
 
 /** The eval's prompts and settings with the reward model, the KL reference and the gold scorer loaded. */
@@ -150,10 +163,7 @@ interface ScoredSample {
 }
 
 /** `perPrompt` samples of each eval prompt (prompt-major), with proxy reward, gold score and KL to the reference. Same seed for every policy. */
-function samplePolicy(policy: LoadedCheckpoint, dir: string, s: Scorers, perPrompt: number): ScoredSample[] {
-  if (policy.meta.tokenizer_fingerprint !== s.reward.meta.tokenizer_fingerprint) {
-    throw new CheckpointError(`${dir}: tokenizer does not match the reward model's (${s.rewardDir})`);
-  }
+function samplePolicy(policy: LoadedCheckpoint, s: Scorers, perPrompt: number): ScoredSample[] {
   const { tokenizer } = policy;
   const rng = new Rng(`${s.settings.seed}:eval`);
   const stopIds = stopTokenIds(tokenizer, s.gold?.stopSequences ?? []);
@@ -185,7 +195,8 @@ function samplePolicy(policy: LoadedCheckpoint, dir: string, s: Scorers, perProm
  */
 export function evaluateBestOfN(loaded: LoadedConfig, ns: readonly number[], samples = Math.max(...ns)): BestOfNPoint[] {
   return withScorers(loaded, (s) => {
-    const rows = samplePolicy(s.reference, s.referenceDir, s, samples);
+    checkPolicies([s.referenceDir], s.rewardDir);
+    const rows = samplePolicy(s.reference, s, samples);
     const byPrompt = s.prompts.map((_, p) => rows.slice(p * samples, (p + 1) * samples));
     return [...new Set([1, ...ns])].sort((a, b) => a - b).map((n) => {
       const pick = (value: (x: ScoredSample) => number) => mean(byPrompt.map((g) => expectedBestOfN(g.map((x) => x.proxy_reward), g.map(value), n)));
@@ -221,7 +232,7 @@ export function evaluationTable(results: readonly PolicyEvaluation[]): string {
 }
 
 /** `rlhf eval`: evaluates, writes runs/<name>/eval/{results.json,samples.jsonl}, returns the results. */
-export async function runEval(loaded: LoadedConfig, policies?: string[]): Promise<{ dir: string; results: PolicyEvaluation[] }> {
+export async function runEval(loaded: LoadedConfig, policies?: string[], opts: { force?: boolean } = {}): Promise<{ dir: string; results: PolicyEvaluation[] }> {
   const list = policies?.length ? policies : defaultPolicies(loaded);
   const s = setup(loaded);
   const held = [{ model: readCheckpointMeta(s.referenceDir).model, head: 'lm' as const }, { model: readCheckpointMeta(s.rewardDir).model, head: 'score' as const }];
@@ -229,12 +240,19 @@ export async function runEval(loaded: LoadedConfig, policies?: string[]): Promis
     const { model } = readCheckpointMeta(p);
     checkMemory(loaded.file, 'eval', { models: [{ model, head: 'lm' }, ...held], generate: { model, rows: EVAL_BATCH } });
   }
+  // Evaluated before the stage directory is opened: a bad policy, or any failure
+  // while evaluating, leaves the previous results untouched.
+  // An earlier eval is kept unless --force, like any stage's completed run.
+  const previous = readManifest(stageDir(loaded.config, 'eval'));
+  if (previous?.status === 'completed' && !opts.force) {
+    throw new StageStateError(`${stageDir(loaded.config, 'eval')}: holds a completed run; pass --force to overwrite it`);
+  }
+  const results = evaluatePolicies(loaded, list);
+  const over = loaded.config.eval?.best_of_n ? overoptimization(loaded, loaded.config.eval.best_of_n) : undefined;
   const run = StageRun.open(loaded.config, 'eval', { force: true, parents: list });
   try {
-    const results = evaluatePolicies(loaded, list);
     const summary = results.map(({ samples, ...rest }) => rest);
     fs.writeFileSync(path.join(run.dir, 'results.json'), JSON.stringify(summary, null, 2) + '\n');
-    const over = loaded.config.eval?.best_of_n ? overoptimization(loaded, loaded.config.eval.best_of_n) : undefined;
     if (over) fs.writeFileSync(path.join(run.dir, OVEROPTIMIZATION_FILE), JSON.stringify(over, null, 2) + '\n');
     fs.writeFileSync(path.join(run.dir, 'samples.jsonl'), results.flatMap((r) => r.samples.map((x) => JSON.stringify({ policy: r.policy, ...x }))).join('\n') + '\n');
     results.forEach((r, i) => {

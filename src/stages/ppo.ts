@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { tf, type Tensor, type Variable } from '../backend/tf.js';
-import { CheckpointError, loadCheckpoint, readCheckpointMeta, saveCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { CheckpointError, loadCheckpoint, readCheckpointMeta, readCheckpointTokenizer, saveCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import { ConfigError, type LoadedConfig } from '../config/load.js';
 import type { PpoConfig } from '../config/schema.js';
 import { DataError, loadCorpus } from '../data/corpus.js';
@@ -87,6 +87,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   const prompts = loadPrompts(cfg.prompts);
   const task = taskOf(cfg);
   checkMemory(file, stage, ppoMemoryPlan(cfg, policyMeta.model, readCheckpointMeta(rewardDir).model));
+  const ptxIds = cfg.ptx_coef > 0 ? ptxCorpus(loaded, readCheckpointTokenizer(policyDir, policyMeta)) : undefined;
   const run = StageRun.open(config, stage, { force: opts.force, resume: opts.resume, configChanges, echoLogs: !progressEnabled(), parents: [policyDir, referenceDir, rewardDir] });
 
   const ckpt: LoadedCheckpoint | undefined = resumeFrom ? loadCheckpoint(resumeFrom.path, { resume: true, expectHead: 'lm' }) : undefined;
@@ -138,7 +139,6 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   const stops = cfg.stop_sequences ?? (task ? (getTask(task).stopSequences ?? []) : []);
   const stopIds = stopTokenIds(tokenizer, stops);
   const gold = task ? getTask(task).goldScore.bind(getTask(task)) : undefined;
-  const ptxIds = cfg.ptx_coef > 0 ? ptxCorpus(loaded, tokenizer) : undefined;
 
   const save = async (where: string, iteration: number, withResume: boolean): Promise<void> => {
     const optState = models.policyOptimizer.getState();

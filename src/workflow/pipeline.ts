@@ -260,7 +260,7 @@ async function runStage(loaded: LoadedConfig, step: PlanStep): Promise<'complete
       return 'completed';
     }
     case 'eval':
-      await (await import('../stages/eval.js')).runEval(loaded, evalPolicies(loaded));
+      await (await import('../stages/eval.js')).runEval(loaded, evalPolicies(loaded), { force: true });
       return 'completed';
   }
 }

@@ -191,7 +191,7 @@ async function rerunStage(runDir: string, rel: string, m: PipelineManifest, tmp:
       await (await import('../stages/ppo.js')).runPpo(loaded, { ...force, stage: 'ppo', policy: parents[0], rewardModel: parents[2] });
       break;
     case 'eval':
-      await (await import('../stages/eval.js')).runEval(loaded, parents);
+      await (await import('../stages/eval.js')).runEval(loaded, parents, force);
       break;
     default:
       throw new UsageError(`${dir}: unknown stage "${m.stage}"`);
