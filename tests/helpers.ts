@@ -60,12 +60,13 @@ export function tinyRlhfConfig(name: string): Record<string, unknown> {
     seed: 5,
     tokenizer: { type: 'char' },
     model: { n_layer: 1, n_head: 2, d_model: 32, context_length: 32, dropout: 0 },
-    pretrain: { data: { task: 'randomwalks' }, batch_size: 8, max_steps: 30, lr: 3e-3, log_interval: 10, eval_interval: 15, eval_batches: 2, checkpoint_interval: 15 },
-    sft: { data: { task: 'randomwalks' }, batch_size: 8, max_steps: 20, lr: 1e-3, log_interval: 10, eval_interval: 10, checkpoint_interval: 10 },
-    label: { prompts: { task: 'randomwalks' }, num_prompts: 32, k: 3, labeler: 'gold:randomwalks', max_new_tokens: 12 },
+    // trained far enough that some walks are valid: the labels must hold a preference (ties teach nothing)
+    pretrain: { data: { task: 'randomwalks' }, batch_size: 8, max_steps: 400, lr: 3e-3, log_interval: 100, eval_interval: 200, eval_batches: 2, checkpoint_interval: 200 },
+    sft: { data: { task: 'randomwalks' }, batch_size: 8, max_steps: 80, lr: 1e-3, log_interval: 20, eval_interval: 40, checkpoint_interval: 40 },
+    label: { prompts: { task: 'randomwalks' }, num_prompts: 32, k: 3, labeler: 'gold:randomwalks', max_new_tokens: 20 },
     train_reward: { batch_size: 8, max_steps: 20, lr: 3e-4, log_interval: 5, eval_interval: 10, checkpoint_interval: 10, norm_samples: 16 },
-    ppo: { prompts: { task: 'randomwalks' }, iterations: 3, rollout_batch_size: 16, mini_batch_size: 8, ppo_epochs: 1, response_length: 12, kl_coef: 0.1, lr: 2e-4, checkpoint_interval: 2 },
-    eval: { prompts: { task: 'randomwalks' }, num_prompts: 8, samples_per_prompt: 2, max_new_tokens: 12 },
+    ppo: { prompts: { task: 'randomwalks' }, iterations: 3, rollout_batch_size: 16, mini_batch_size: 8, ppo_epochs: 1, response_length: 20, kl_coef: 0.1, lr: 2e-4, checkpoint_interval: 2 },
+    eval: { prompts: { task: 'randomwalks' }, num_prompts: 8, samples_per_prompt: 2, max_new_tokens: 20 },
   };
 }
 

@@ -78,7 +78,9 @@ describe('bad input leaves completed stages untouched', () => {
     await keepsStage(
       'eval',
       async () => {
-        const r = await rlhf('eval', '-c', file, '--policy', path.join(run, 'sft', 'final'), '--policy', reward);
+        // without --force a completed eval is kept whatever the arguments; with it, the bad policy is still refused first
+        expectOneLineError(await rlhf('eval', '-c', file), /\/eval: holds a completed run; pass --force to overwrite it$/);
+        const r = await rlhf('eval', '-c', file, '--force', '--policy', path.join(run, 'sft', 'final'), '--policy', reward);
         expectOneLineError(r, /train-reward\/final: holds a "score" model \(a reward model\?\); a policy to evaluate must be a language model$/);
         expect(r.code).toBe(2);
       },
@@ -94,7 +96,7 @@ describe('bad input leaves completed stages untouched', () => {
     await keepsStage(
       'eval',
       async () => {
-        const r = await rlhf('eval', '-c', file, '--policy', bad);
+        const r = await rlhf('eval', '-c', file, '--force', '--policy', bad);
         expectOneLineError(r, /transposed\/model\.json: h\.0\.attn\.c_attn\.weight has shape \[32,96\] in this model config but the weights file holds 3072 floats \[96,32\] for it$/);
         expect(r.code).toBe(2);
       },
