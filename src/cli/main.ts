@@ -187,20 +187,26 @@ Examples:
     .option('--top-p <p>', 'nucleus sampling mass (1 = off)', numArg('--top-p'))
     .option('--seed <n>', 'sampling seed', intArg('--seed'))
     .option('--no-cache', 'decode without the KV cache (slower; for checking)')
+    .option('--best-of <n>', 'sample n candidates per row and keep the one the reward model scores highest', intArg('--best-of'))
+    .option('--reward-model <dir>', 'reward model for --best-of (default: the final train-reward stage of --config)')
     .option('--json', 'print one JSON object per sample')
     .addHelpText(
       'after',
       `
 Examples:
   rlhf sample -c configs/quickstart.yaml -p "The little fox" -n 3
-  rlhf sample --checkpoint runs/quickstart/pretrain/final --temperature 0.8 --top-k 20 --json`,
+  rlhf sample --checkpoint runs/quickstart/pretrain/final --temperature 0.8 --top-k 20 --json
+  rlhf sample -c configs/sentiment.yaml --stage sft --best-of 16 -p "Review: The soup was" --json`,
     )
     .action(async (opts: SampleFlags) => {
       const req = await sampleRequest(opts);
       const { sampleCheckpoint } = await import('../stages/sample.js');
       for (const row of sampleCheckpoint(req)) {
         if (opts.json) console.log(JSON.stringify(row));
-        else console.log(`--- prompt ${row.prompt_index + 1}, sample ${row.sample_index + 1}${row.finished ? '' : ' (max length)'}\n${row.prompt}${row.completion}`);
+        else {
+          const best = row.best_of ? `, best of ${row.best_of} (reward ${row.reward!.toFixed(3)})` : '';
+          console.log(`--- prompt ${row.prompt_index + 1}, sample ${row.sample_index + 1}${best}${row.finished ? '' : ' (max length)'}\n${row.prompt}${row.completion}`);
+        }
       }
     });
 
@@ -394,7 +400,13 @@ interface SampleFlags {
   topP?: number;
   seed?: number;
   cache: boolean;
+  bestOf?: number;
+  rewardModel?: string;
   json?: boolean;
+}
+
+function usage(message: string): never {
+  throw new UsageError(message);
 }
 
 async function sampleRequest(opts: SampleFlags) {
@@ -419,7 +431,11 @@ async function sampleRequest(opts: SampleFlags) {
     topP: opts.topP ?? defaults?.top_p ?? 1,
     seed: opts.seed ?? defaults?.seed ?? 0,
     useCache: opts.cache,
+    bestOf: opts.bestOf === undefined ? undefined : { n: opts.bestOf, rewardModel: opts.rewardModel ?? checkpointForConfig(loaded ?? usage('--best-of: give --reward-model DIR, or -c CONFIG whose train-reward stage completed'), 'train-reward') },
   };
+  if (opts.rewardModel !== undefined && opts.bestOf === undefined) throw new UsageError('--reward-model goes with --best-of N');
+  if (req.bestOf && req.bestOf.n < 1) throw new UsageError('--best-of must be at least 1');
+  if (req.bestOf && req.temperature === 0) throw new UsageError('--best-of needs sampling: with --temperature 0 every candidate is the same');
   if (req.num < 1) throw new UsageError('--num must be at least 1');
   if (req.maxNewTokens < 1) throw new UsageError('--max-new-tokens must be at least 1');
   if (!(req.temperature >= 0)) throw new UsageError('--temperature must be >= 0 (0 = greedy)');

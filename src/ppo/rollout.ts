@@ -107,7 +107,7 @@ export function responseValues(params: Params, cfg: GptConfig, e: Episodes): Ten
 }
 
 /** Reward-model scores of prompt + response + EOS, normalised with the stored gain/bias. */
-export function rewardScores(rewardParams: Params, cfg: GptConfig, e: Episodes, norm: RewardNorm, tokenizer: SpecialIds & { eosId: number }): Float64Array {
+export function rewardScores(rewardParams: Params, cfg: GptConfig, e: Pick<Episodes, 'prompts' | 'responses'>, norm: RewardNorm, tokenizer: SpecialIds & { eosId: number }): Float64Array {
   const rows = e.prompts.map((p, b) => rewardInput(p, e.responses[b], tokenizer.eosId));
   const t = tf.tidy(() => scoreRows(rewardParams, cfg, padRows(rows, tokenizer.padId, 'left')));
   const raw = t.dataSync();

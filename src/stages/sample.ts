@@ -8,6 +8,8 @@ import { readManifest, stageDir } from '../run/stage.js';
 import { generate } from '../sample/generate.js';
 import { encodePrompt } from '../sample/tokens.js';
 import { Rng } from '../util/rng.js';
+import { rewardScores } from '../ppo/rollout.js';
+import { IDENTITY_NORM, type RewardNorm } from '../reward/score.js';
 
 /** Stages whose `final/` holds a language model, newest first: the default checkpoint to sample. */
 export const LM_STAGES = ['ppo', 'sft', 'pretrain'] as const;
@@ -22,6 +24,8 @@ export interface SampleRequest {
   topP: number;
   seed: number;
   useCache?: boolean;
+  /** Best-of-n: sample n candidates per row and keep the one this reward model scores highest. */
+  bestOf?: { n: number; rewardModel: string };
 }
 
 export interface SampleRow {
@@ -31,6 +35,9 @@ export interface SampleRow {
   completion: string;
   finished: boolean;
   new_tokens: number;
+  /** With best-of-n: the kept candidate's normalised reward-model score, and n. */
+  reward?: number;
+  best_of?: number;
 }
 
 /** `final/` of the named stage of a config, or of its newest completed LM stage. */
@@ -62,21 +69,37 @@ export const SAMPLE_BATCH = 256;
  * Samples `num` completions for each prompt from a language-model checkpoint,
  * yielding rows batch by batch (prompt-major) so a caller can print them as they come.
  * Empty prompts start from `<|endoftext|>`, GPT-2's start-of-text convention.
+ * With `bestOf`, each row is the highest-reward of n candidates (rejection
+ * sampling against the reward model: KL log n − (n−1)/n from the policy).
  */
 export function* sampleCheckpoint(req: SampleRequest): Generator<SampleRow> {
   const total = req.prompts.length * req.num;
+  const n = req.bestOf?.n ?? 1;
+  // rows per generate() call stay within SAMPLE_BATCH candidates
+  const perBatch = Math.max(1, Math.floor(SAMPLE_BATCH / n));
   const { model } = readCheckpointMeta(req.checkpoint);
-  checkMemory(req.checkpoint, 'sampling', { models: [{ model, head: 'lm' }], generate: { model, rows: Math.min(total, SAMPLE_BATCH) } });
+  const rewardMeta = req.bestOf ? readCheckpointMeta(req.bestOf.rewardModel) : undefined;
+  if (req.bestOf && rewardMeta!.head !== 'score') throw new CheckpointError(`${req.bestOf.rewardModel}: holds a "${rewardMeta!.head}" model; --reward-model needs a reward model`);
+  checkMemory(req.checkpoint, 'sampling', {
+    models: [{ model, head: 'lm' }, ...(rewardMeta ? [{ model: rewardMeta.model, head: 'score' as const }] : [])],
+    generate: { model, rows: Math.min(total * n, perBatch * n) },
+  });
   const ckpt = loadCheckpoint(req.checkpoint, { expectHead: 'lm' });
   const { tokenizer, params, meta } = ckpt;
+  const reward = req.bestOf ? loadCheckpoint(req.bestOf.rewardModel, { expectHead: 'score' }) : undefined;
   try {
+    if (reward && reward.meta.tokenizer_fingerprint !== meta.tokenizer_fingerprint) {
+      throw new CheckpointError(`${req.bestOf!.rewardModel}: tokenizer does not match the policy's (${req.checkpoint})`);
+    }
+    const norm = (reward?.meta.extra.reward_norm as RewardNorm | undefined) ?? IDENTITY_NORM;
     const rng = new Rng(req.seed);
-    for (let start = 0; start < total; start += SAMPLE_BATCH) {
-      const jobs = Array.from({ length: Math.min(SAMPLE_BATCH, total - start) }, (_, i) => {
+    for (let start = 0; start < total; start += perBatch) {
+      const jobs = Array.from({ length: Math.min(perBatch, total - start) }, (_, i) => {
         const p = Math.floor((start + i) / req.num);
         return { prompt: req.prompts[p], p, s: (start + i) % req.num };
       });
-      const ids = jobs.map((j) => encodePrompt(tokenizer, j.prompt));
+      // n candidates per job, job-major
+      const ids = jobs.flatMap((j) => Array.from({ length: n }, () => encodePrompt(tokenizer, j.prompt)));
       const out = generate(
         params,
         meta.model,
@@ -92,18 +115,23 @@ export function* sampleCheckpoint(req: SampleRequest): Generator<SampleRow> {
         },
         rng,
       );
+      const scores = reward ? rewardScores(reward.params, reward.meta.model, { prompts: ids, responses: out.responses }, norm, tokenizer) : undefined;
       for (const [i, j] of jobs.entries()) {
+        let best = i * n;
+        if (scores) for (let c = i * n + 1; c < (i + 1) * n; c++) if (scores[c] > scores[best]) best = c;
         yield {
           prompt_index: j.p,
           sample_index: j.s,
           prompt: j.prompt,
-          completion: tokenizer.decode(out.responses[i]),
-          finished: out.finished[i],
-          new_tokens: out.responses[i].length,
+          completion: tokenizer.decode(out.responses[best]),
+          finished: out.finished[best],
+          new_tokens: out.responses[best].length,
+          ...(scores ? { reward: scores[best], best_of: n } : {}),
         };
       }
     }
   } finally {
     disposeParams(params);
+    if (reward) disposeParams(reward.params);
   }
 }
