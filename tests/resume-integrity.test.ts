@@ -123,6 +123,21 @@ describe('--resume checks the config against the one the run recorded', () => {
   });
 });
 
+describe('--resume checks the numerics environment the run began in', () => {
+  it('a run begun with oneDNN in the other mode is refused, naming it, and nothing is written', async () => {
+    const run = await interruptedRun();
+    const manifest = manifestOf(run.dir) as { numerics: { onednn: boolean | null } };
+    if (manifest.numerics.onednn === null) return; // a build where oneDNN's state cannot be told: nothing to compare
+    fs.writeFileSync(path.join(run.dir, 'manifest.json'), JSON.stringify({ ...manifest, numerics: { ...manifest.numerics, onednn: !manifest.numerics.onednn } }));
+    const before = snapshot(path.dirname(run.dir));
+    const r = await rlhf('pretrain', '-c', run.file, '--resume');
+    expect(r.code).toBe(2);
+    const was = manifest.numerics.onednn ? 'off' : 'on';
+    expectOneLineError(r, new RegExp(`pretrain: began in another numerics environment \\(oneDNN ${was} there, ${manifest.numerics.onednn ? 'on' : 'off'} here \\(TF_ENABLE_ONEDNN_OPTS=${was === 'on' ? 1 : 0} reproduces it\\)\\); resume it there$`));
+    expect(snapshot(path.dirname(run.dir))).toEqual(before);
+  });
+});
+
 describe('--resume repairs what a kill mid-write left', () => {
   it('drops a half-written last metrics line and stale temporary checkpoint folders; the result equals the uninterrupted run', async () => {
     const run = await interruptedRun();

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { processNumerics, tf, tfThreads } from '../backend/tf.js';
-import type { NumericsEnvironment } from '../backend/numerics.js';
+import { numericsDifference, type NumericsEnvironment } from '../backend/numerics.js';
 import { configThreads } from '../backend/threads.js';
 import { checkpointHash, verifyCheckpoint } from '../checkpoint/checkpoint.js';
 import { ConfigError } from '../config/load.js';
@@ -201,6 +201,9 @@ export class StageRun {
     if (opts.resume) {
       if (!previous) throw new StageStateError(`${dir}: nothing to resume (no manifest.json)`);
       if (previous.status === 'completed') throw new StageStateError(`${dir}: already completed; nothing to resume`);
+      // A run continued under other kernels would be a mix its manifest could not describe.
+      const numerics = previous.numerics && numericsDifference(previous.numerics, processNumerics());
+      if (numerics) throw new StageStateError(`${dir}: began in another numerics environment (${numerics}); resume it there`);
       const metricsFile = path.join(dir, 'metrics.jsonl');
       const partial = partialLastLine(metricsFile);
       // Checks passed: undo what a kill mid-write left (we hold the lock, so no writer is alive).
