@@ -4,6 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { main } from '../src/cli/main.js';
+import { saveCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { disposeParams, initParams } from '../src/model/gpt.js';
+import { trainTokenizer } from '../src/tokenizer/index.js';
+import { Rng } from '../src/util/rng.js';
 
 export const repoRoot = path.resolve(import.meta.dirname, '..');
 
@@ -107,4 +111,15 @@ export function expectOneLineError(r: { code: number; stderr: string }, pattern:
 
 export function runsDir(configFile: string): string {
   return path.join(path.dirname(configFile), 'runs');
+}
+
+/** A randomly initialised char-level language-model checkpoint (no training), for sampling tests; returns its directory. */
+export async function randomLmCheckpoint(shape: { n_layer: number; d_model: number; context_length: number }, seed: number): Promise<string> {
+  const tokenizer = trainTokenizer({ type: 'char' }, 'the quick brown fox jumps over the lazy dog.\n');
+  const cfg = { vocab_size: tokenizer.vocabSize, n_head: 2, dropout: 0, ...shape };
+  const params = initParams(cfg, 'lm', new Rng(seed));
+  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-ckpt-')), 'ckpt');
+  await saveCheckpoint(dir, { params, head: 'lm', model: cfg, tokenizer });
+  disposeParams(params);
+  return dir;
 }

@@ -3,19 +3,16 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { saveCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import { countParams } from '../src/model/config.js';
-import { disposeParams, initParams } from '../src/model/gpt.js';
 import { checkMemory, estimateMemory } from '../src/model/memory.js';
 import { sampleToken } from '../src/sample/generate.js';
 import { ppoMemoryPlan } from '../src/stages/ppo.js';
 import { sampleCheckpoint } from '../src/stages/sample.js';
-import { trainTokenizer } from '../src/tokenizer/index.js';
 import { describeFsError, makeDirs, withPath } from '../src/util/fs.js';
 import { Rng } from '../src/util/rng.js';
 import { acquireStageLock, lockHolder, lockPath, procState } from '../src/workflow/lock.js';
-import { expectOneLineError, oneLineError, repoRoot, rlhf, runsDir, tinyPretrainConfig, writeConfig } from './helpers.js';
+import { expectOneLineError, oneLineError, randomLmCheckpoint, repoRoot, rlhf, runsDir, tinyPretrainConfig, writeConfig } from './helpers.js';
 
 const MiB = 2 ** 20;
 
@@ -185,12 +182,7 @@ describe('rlhf verify', () => {
 describe('sampling', () => {
   let dir: string;
   beforeAll(async () => {
-    const tokenizer = trainTokenizer({ type: 'char' }, 'the quick brown fox jumps over the lazy dog.\n');
-    const cfg = { vocab_size: tokenizer.vocabSize, n_layer: 1, n_head: 2, d_model: 16, context_length: 24, dropout: 0 };
-    const params = initParams(cfg, 'lm', new Rng(3));
-    dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-limits-')), 'ckpt');
-    await saveCheckpoint(dir, { params, head: 'lm', model: cfg, tokenizer });
-    disposeParams(params);
+    dir = await randomLmCheckpoint({ n_layer: 1, d_model: 16, context_length: 24 }, 3);
   });
 
   it('rlhf sample -n 200000 streams every row (no call-stack overflow, bounded batches)', async () => {

@@ -7,7 +7,6 @@ import { chromium, type Browser } from 'playwright-core';
 import { stringify } from 'yaml';
 import { main } from '../src/cli/main.js';
 import { loadConfig } from '../src/config/load.js';
-import { buildReport } from '../src/report/report.js';
 import { summaryText, useColor, type RunSummary } from '../src/report/summary.js';
 import { runPretrain } from '../src/stages/pretrain.js';
 import { readJsonl, tinyPretrainConfig, writeConfig } from './helpers.js';

@@ -1,13 +1,10 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { saveCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { disposeParams, initParams } from '../src/model/gpt.js';
 import { generate, sampleToken } from '../src/sample/generate.js';
 import { sampleCheckpoint } from '../src/stages/sample.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
 import { Rng } from '../src/util/rng.js';
+import { randomLmCheckpoint } from './helpers.js';
 
 describe('sampling a token', () => {
   const logits = Float32Array.from([1, 3, 2, 0.5]);
@@ -40,12 +37,7 @@ describe('sampling a token', () => {
 describe('generation from a checkpoint', () => {
   let dir: string;
   beforeAll(async () => {
-    const tokenizer = trainTokenizer({ type: 'char' }, 'the quick brown fox jumps over the lazy dog.\n');
-    const cfg = { vocab_size: tokenizer.vocabSize, n_layer: 2, n_head: 2, d_model: 32, context_length: 48, dropout: 0 };
-    const params = initParams(cfg, 'lm', new Rng(4));
-    dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-sample-')), 'ckpt');
-    await saveCheckpoint(dir, { params, head: 'lm', model: cfg, tokenizer });
-    disposeParams(params);
+    dir = await randomLmCheckpoint({ n_layer: 2, d_model: 32, context_length: 48 }, 4);
   });
 
   const request = (seed: number, useCache = true) => ({ checkpoint: dir, prompts: ['the ', ''], num: 3, maxNewTokens: 20, temperature: 1, topK: 0, topP: 1, seed, useCache });

@@ -10,7 +10,7 @@ import { DataError } from '../data/corpus.js';
 import { appendJsonl, readJsonl } from '../data/jsonl.js';
 import { loadSourcedPrompts, type SourcedPrompt } from '../data/prompts.js';
 import { COMPARISONS_FILE, SKIPPED_FILE, comparisonSchema, type Comparison } from '../label/comparisons.js';
-import { goldLabeler, goldLabelerName, goldRanking, humanLabeler, type Labeler } from '../label/labelers.js';
+import { goldLabeler, goldLabelerName, humanLabeler, type Labeler } from '../label/labelers.js';
 import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
 import { checkMemory } from '../model/memory.js';
