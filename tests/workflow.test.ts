@@ -215,6 +215,27 @@ describe('rlhf verify', () => {
   }, 180_000);
 });
 
+describe('interrupting a pipeline', () => {
+  it('a signal that lands after a stage finished stops the pipeline before the next stage starts', async () => {
+    const file2 = writeConfig({ ...tinyRlhfConfig('sig'), pretrain: { ...(tinyRlhfConfig('sig').pretrain as object), max_steps: 20 } }, 'sig.yaml');
+    const lines: string[] = [];
+    const listeners = process.listenerCount('SIGTERM');
+    const { result, error } = await runPipeline(loadConfig(file2), {
+      log: (line) => {
+        lines.push(line);
+        // the stage's own loop has ended: only the pipeline can see this signal
+        if (line.startsWith('+ pretrain: done')) process.emit('SIGTERM');
+      },
+    });
+    expect((error as Error).constructor.name).toBe('InterruptedError');
+    expect((error as Error).message).toBe('interrupted after pretrain; run the pipeline again to continue');
+    expect(result.stages.map((s) => s.status)).toEqual(['completed', 'not run', 'not run', 'not run', 'not run', 'not run']);
+    expect(fs.existsSync(path.join(path.dirname(file2), 'runs', 'sig', 'sft'))).toBe(false);
+    // the pipeline's handler is gone again
+    expect(process.listenerCount('SIGTERM')).toBe(listeners);
+  }, 120_000);
+});
+
 describe('numerics environment', () => {
   it('each manifest records it; verify reproduces a run from the other oneDNN mode by setting it, and names the mode as the reason when told otherwise', async () => {
     const envFile = writeConfig(tinyPretrainConfig({ max_steps: 20, warmup_steps: 5, log_interval: 10, eval_interval: 10, checkpoint_interval: 10 }), 'numerics.yaml');

@@ -295,56 +295,68 @@ export async function runPipeline(loaded: LoadedConfig, opts: PipelineOptions = 
   opts.onPlan?.(plan);
   if (opts.dryRun) return { result };
   let error: unknown;
-  for (const outcome of result.stages) {
-    if (error !== undefined) break;
-    if (outcome.action === 'excluded') {
-      outcome.status = 'excluded';
-      continue;
-    }
-    if (outcome.action === 'skip') {
-      outcome.status = 'skipped';
-      outcome.metrics = stageMetrics(outcome.dir);
-      log(`= ${outcome.stage}: skipped (${outcome.reason})`);
-      continue;
-    }
-    if (outcome.action === 'link') {
-      outputDirs(config, outcome.stage).forEach((d, k) => {
-        removePath(d);
-        fs.mkdirSync(path.dirname(d), { recursive: true });
-        fs.symlinkSync(path.relative(path.dirname(d), outcome.linkTo![k]), d);
-      });
-      outcome.status = 'linked';
-      outcome.metrics = stageMetrics(outcome.dir);
-      log(`= ${outcome.stage}: linked to ${outcome.linkTo!.join(', ')}`);
-      continue;
-    }
-    log(`> ${outcome.stage}: running (${outcome.reason})`);
-    const t0 = performance.now();
-    try {
-      // Never write through a link into another run (a sweep's base).
-      for (const d of outputDirs(config, outcome.stage)) if (fs.lstatSync(d, { throwIfNoEntry: false })?.isSymbolicLink()) fs.unlinkSync(d);
-      // Hashed now that upstream stages have written what this one reads.
-      const resolved = resolveInputs(stageInputs(loaded, outcome.stage));
-      const status = await runStage(loaded, outcome);
-      outcome.wall_time_s = Number(((performance.now() - t0) / 1000).toFixed(3));
-      if (status === 'stopped') {
-        outcome.status = 'stopped';
-        const { InterruptedError } = await import('../train/loop.js');
-        error = new InterruptedError(`${outcome.stage} stopped before it finished; run the pipeline again to continue`);
-        break;
+  // A signal a stage's own loop did not see (it came after the stage's last step check,
+  // or between stages) must still stop the pipeline before the next stage starts.
+  const { InterruptedError, interruptFlag } = await import('../train/loop.js');
+  const stop = interruptFlag();
+  let previous: string | undefined;
+  try {
+    for (const outcome of result.stages) {
+      if (error === undefined && stop.raised && previous !== undefined) {
+        error = new InterruptedError(`interrupted after ${previous}; run the pipeline again to continue`);
       }
-      for (const d of stageDirsOf(config, outcome.stage)) if (fs.existsSync(path.join(d, 'manifest.json'))) updateManifest(d, { outputs: hashOutputs(d) });
-      updateManifest(outcome.dir, { input_hash: inputHash(resolved), inputs: resolved });
-      outcome.status = 'completed';
-      outcome.metrics = stageMetrics(outcome.dir);
-      log(`+ ${outcome.stage}: done in ${outcome.wall_time_s.toFixed(1)} s${outcome.metrics ? `: ${fmtMetrics(outcome.metrics)}` : ''}`);
-    } catch (err) {
-      outcome.status = 'failed';
-      outcome.wall_time_s = Number(((performance.now() - t0) / 1000).toFixed(3));
-      outcome.error = (err as Error).message?.split('\n')[0] ?? String(err);
-      log(`! ${outcome.stage}: failed: ${outcome.error}`);
-      error = err;
+      if (error !== undefined) break;
+      previous = outcome.stage;
+      if (outcome.action === 'excluded') {
+        outcome.status = 'excluded';
+        continue;
+      }
+      if (outcome.action === 'skip') {
+        outcome.status = 'skipped';
+        outcome.metrics = stageMetrics(outcome.dir);
+        log(`= ${outcome.stage}: skipped (${outcome.reason})`);
+        continue;
+      }
+      if (outcome.action === 'link') {
+        outputDirs(config, outcome.stage).forEach((d, k) => {
+          removePath(d);
+          fs.mkdirSync(path.dirname(d), { recursive: true });
+          fs.symlinkSync(path.relative(path.dirname(d), outcome.linkTo![k]), d);
+        });
+        outcome.status = 'linked';
+        outcome.metrics = stageMetrics(outcome.dir);
+        log(`= ${outcome.stage}: linked to ${outcome.linkTo!.join(', ')}`);
+        continue;
+      }
+      log(`> ${outcome.stage}: running (${outcome.reason})`);
+      const t0 = performance.now();
+      try {
+        // Never write through a link into another run (a sweep's base).
+        for (const d of outputDirs(config, outcome.stage)) if (fs.lstatSync(d, { throwIfNoEntry: false })?.isSymbolicLink()) fs.unlinkSync(d);
+        // Hashed now that upstream stages have written what this one reads.
+        const resolved = resolveInputs(stageInputs(loaded, outcome.stage));
+        const status = await runStage(loaded, outcome);
+        outcome.wall_time_s = Number(((performance.now() - t0) / 1000).toFixed(3));
+        if (status === 'stopped') {
+          outcome.status = 'stopped';
+          error = new InterruptedError(`${outcome.stage} stopped before it finished; run the pipeline again to continue`);
+          break;
+        }
+        for (const d of stageDirsOf(config, outcome.stage)) if (fs.existsSync(path.join(d, 'manifest.json'))) updateManifest(d, { outputs: hashOutputs(d) });
+        updateManifest(outcome.dir, { input_hash: inputHash(resolved), inputs: resolved });
+        outcome.status = 'completed';
+        outcome.metrics = stageMetrics(outcome.dir);
+        log(`+ ${outcome.stage}: done in ${outcome.wall_time_s.toFixed(1)} s${outcome.metrics ? `: ${fmtMetrics(outcome.metrics)}` : ''}`);
+      } catch (err) {
+        outcome.status = 'failed';
+        outcome.wall_time_s = Number(((performance.now() - t0) / 1000).toFixed(3));
+        outcome.error = (err as Error).message?.split('\n')[0] ?? String(err);
+        log(`! ${outcome.stage}: failed: ${outcome.error}`);
+        error = err;
+      }
     }
+  } finally {
+    stop.release();
   }
   result.ok = error === undefined;
   if (error !== undefined) result.error = (error as Error).message?.split('\n')[0] ?? String(error);
