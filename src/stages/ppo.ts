@@ -10,6 +10,7 @@ import { disposeParams, type Params } from '../model/gpt.js';
 import { checkMemory, type MemoryPlan } from '../model/memory.js';
 import { adaptiveKlController, fixedKlController, restoreKlController, type KlController, type KlControllerState } from '../ppo/kl-controller.js';
 import { ppoIteration, type PpoModels } from '../ppo/trainer.js';
+import { foldRewardNorm } from '../ppo/value-init.js';
 import { IDENTITY_NORM, addScalarHead, type RewardNorm } from '../reward/score.js';
 import { createProgress, progressEnabled } from '../run/progress.js';
 import { resumeConfigChanges } from '../run/resume-config.js';
@@ -100,7 +101,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   let rng = new Rng(`${config.seed}:${stage}`);
   const policy = policyCkpt.params;
   const shared = cfg.value_model === 'policy_head';
-  const value: Params = shared ? (policy.has('score.weight') ? policy : addScalarHead(policy, policyCkpt.meta.model, rng)) : loadCheckpoint(rewardDir, { expectHead: 'score' }).params;
+  const value: Params = shared ? (policy.has('score.weight') ? policy : addScalarHead(policy, policyCkpt.meta.model, rng)) : valueFromReward(rewardDir, rewardNorm);
   const adam = (params: Params) => new AdamW(params, { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay });
   const models: PpoModels = {
     cfg: policyCkpt.meta.model,
@@ -219,6 +220,13 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     models.valueOptimizer?.dispose();
     for (const p of new Set([policy, value, reference.params, reward.params, ...(models.ema ? [models.ema] : [])])) disposeParams(p);
   }
+}
+
+/** A copy of the reward model whose head predicts normalised rewards, PPO's scale (a resume then overwrites it with the saved value model). */
+function valueFromReward(rewardDir: string, norm: RewardNorm): Params {
+  const params = loadCheckpoint(rewardDir, { expectHead: 'score' }).params;
+  foldRewardNorm(params, norm);
+  return params;
 }
 
 /**
