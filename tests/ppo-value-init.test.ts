@@ -16,7 +16,7 @@ function scores(params: Map<string, Variable>, rows: number[][]): number[] {
 
 describe('value model initialised from the reward model', () => {
   it('folds gain and bias into the head: w·gain, b·gain + bias (hand-computed)', () => {
-    const params = new Map([
+    const params = new Map<string, Variable>([
       ['score.weight', tf.variable(tf.tensor2d([[1], [-2]]))],
       ['score.bias', tf.variable(tf.tensor1d([0.5]))],
     ]);
