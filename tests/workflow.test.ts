@@ -269,6 +269,26 @@ describe('numerics environment', () => {
   }, 120_000);
 });
 
+describe('pipeline and the numerics environment', () => {
+  it('re-runs a stage completed in the other oneDNN mode (same inputs, other bits) and skips it in its own', async () => {
+    const modeFile = writeConfig(tinyPretrainConfig({ max_steps: 10, warmup_steps: 2, log_interval: 5, eval_interval: 10, checkpoint_interval: 10 }), 'modes.yaml');
+    const made = await runPipeline(loadConfig(modeFile));
+    expect(made.error).toBeUndefined();
+    const recorded = readManifest(path.join(path.dirname(modeFile), 'runs', 'tiny', 'pretrain'))!.numerics!;
+    const plan = async (onednn: boolean) => {
+      const r = await rlhf(['pipeline', '-c', modeFile, '--dry-run', '--json'], { ...process.env, TF_ENABLE_ONEDNN_OPTS: onednn ? '1' : '0' });
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { stages: { stage: string; action: string; reason: string }[] }).stages[0];
+    };
+    if (process.arch !== 'x64' || recorded.onednn === null) return; // oneDNN cannot be switched on this build
+    expect(await plan(recorded.onednn)).toMatchObject({ stage: 'pretrain', action: 'skip' });
+    const other = await plan(!recorded.onednn);
+    expect(other.action).toBe('run');
+    const [there, here] = recorded.onednn ? ['on', 'off'] : ['off', 'on'];
+    expect(other.reason).toContain(`completed in another numerics environment: oneDNN ${there} there, ${here} here (TF_ENABLE_ONEDNN_OPTS=${recorded.onednn ? 1 : 0} reproduces it)`);
+  }, 60_000);
+});
+
 describe('TensorFlow threads', () => {
   it('change the bits of a run but not its results: 1 and 2 threads give the same curve within float tolerance', async () => {
     const threadsFile = writeConfig(tinyPretrainConfig({ max_steps: 40, warmup_steps: 5, log_interval: 10, eval_interval: 20 }));

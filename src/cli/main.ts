@@ -251,7 +251,8 @@ Examples:
       `
 A stage is skipped when it completed before with the same input hash: its config section,
 seed/tokenizer/model, and the content of the checkpoints and data it reads (recorded in its
-manifest.json). A changed stage re-runs, and so does every stage that reads its outputs.
+manifest.json), in the same numerics environment (oneDNN mode, TensorFlow, CPU extensions, threads).
+A changed stage re-runs, and so does every stage that reads its outputs.
 
 Examples:
   rlhf pipeline -c configs/ci.yaml

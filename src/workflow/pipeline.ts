@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { processNumerics } from '../backend/tf.js';
+import { numericsDifference } from '../backend/numerics.js';
 import { checkpointHash } from '../checkpoint/checkpoint.js';
 import type { LoadedConfig } from '../config/load.js';
 import { UsageError } from './errors.js';
@@ -119,6 +121,11 @@ function finalIntact(dir: string, m: PipelineManifest): string | undefined {
   return checkpointHash(final) === m.final.sha256 ? undefined : `output modified since it completed: final/model.weights.bin`;
 }
 
+/** Why a completed stage's numerics environment differs from this process's, if it does (as `rlhf verify` compares them). */
+function otherNumerics(m: PipelineManifest): string | undefined {
+  return numericsDifference({ ...m.numerics, backend: m.backend, threads: m.threads }, processNumerics());
+}
+
 function isInside(p: string, dir: string): boolean {
   const rel = path.relative(dir, p);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
@@ -168,6 +175,9 @@ export function planPipeline(loaded: LoadedConfig, opts: PipelineOptions = {}): 
     }
     const hash = inputHash(resolved);
     if (manifest?.status === 'completed' && manifest.input_hash === hash) {
+      // Same inputs but other kernels/rounding (oneDNN mode, TensorFlow, CPU, threads): not this environment's result.
+      const elsewhere = otherNumerics(manifest);
+      if (elsewhere) return step('run', `completed in another numerics environment: ${elsewhere}`);
       const damaged = finalIntact(dir, manifest);
       if (!damaged) return step('skip', 'completed, inputs unchanged');
       return step('run', damaged);
@@ -176,7 +186,7 @@ export function planPipeline(loaded: LoadedConfig, opts: PipelineOptions = {}): 
       const baseDirs = outputDirs(config, stage).map((d) => path.join(reuse, path.relative(root, d)));
       const baseManifestDir = path.join(reuse, path.relative(root, dir));
       const base = readPipelineManifest(baseManifestDir);
-      if (base?.status === 'completed' && base.input_hash === hash && !finalIntact(baseManifestDir, base)) {
+      if (base?.status === 'completed' && base.input_hash === hash && !otherNumerics(base) && !finalIntact(baseManifestDir, base)) {
         outputDirs(config, stage).forEach((d, k) => linked.set(d, baseDirs[k]));
         return step('link', `same inputs as ${baseManifestDir}: reusing it`, { linkTo: baseDirs });
       }
