@@ -286,7 +286,7 @@ describe('pipeline and the numerics environment', () => {
     expect(other.action).toBe('run');
     const [there, here] = recorded.onednn ? ['on', 'off'] : ['off', 'on'];
     expect(other.reason).toContain(`completed in another numerics environment: oneDNN ${there} there, ${here} here (TF_ENABLE_ONEDNN_OPTS=${recorded.onednn ? 1 : 0} reproduces it)`);
-  }, 60_000);
+  }, 120_000);
 });
 
 describe('TensorFlow threads', () => {
