@@ -12,7 +12,7 @@ import { readObjectLines } from '../run/metrics-file.js';
 import { readManifest, StageRun, StageStateError, stageDir } from '../run/stage.js';
 import { encodePrompt, stopTokenIds } from '../sample/tokens.js';
 import { getTask } from '../tasks/index.js';
-import type { Task } from '../tasks/types.js';
+import { cutAtStops, type DiversityUnit, type Task } from '../tasks/types.js';
 import { bestOfNKl, expectedBestOfN } from '../overoptimization/fit.js';
 import { overoptimizationReport, ppoCurve, type BestOfNPoint, type OveroptimizationReport } from '../overoptimization/curves.js';
 import { Rng } from '../util/rng.js';
@@ -33,14 +33,19 @@ export interface PolicyEvaluation {
   samples: { prompt: string; response: string; proxy_reward: number; gold_score?: number }[];
 }
 
-/** Fraction of distinct word n-grams among all n-grams of the responses (diversity; low = repetitive/collapsed). */
-export function distinctN(responses: readonly string[], n: number): number {
+/**
+ * Fraction of distinct n-grams among all n-grams of the responses (diversity; low =
+ * repetitive/collapsed). The unit is the task's (`Task.diversityUnit`): words, or
+ * characters of the response cut at its stop sequences for tasks whose answers are
+ * one word (arithmetic's "81"), where word bigrams would not exist.
+ */
+export function distinctN(responses: readonly string[], n: number, unit: DiversityUnit = 'words', stops: readonly string[] = []): number {
   const seen = new Set<string>();
   let total = 0;
   for (const r of responses) {
-    const words = r.split(/\s+/).filter(Boolean);
-    for (let i = 0; i + n <= words.length; i++) {
-      seen.add(words.slice(i, i + n).join(' '));
+    const units = unit === 'words' ? r.split(/\s+/).filter(Boolean) : Array.from(cutAtStops(r, stops));
+    for (let i = 0; i + n <= units.length; i++) {
+      seen.add(units.slice(i, i + n).join(unit === 'words' ? ' ' : ''));
       total++;
     }
   }
@@ -117,8 +122,8 @@ export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string
           ...(scorers.task ? { gold_score: mean(samples.map((x) => x.gold_score!)) } : {}),
           kl: mean(samples.map((x) => x.kl)),
           response_length: mean(samples.map((x) => x.length)),
-          distinct_1: distinctN(responses, 1),
-          distinct_2: distinctN(responses, 2),
+          distinct_1: distinctN(responses, 1, scorers.gold?.diversityUnit, scorers.gold?.stopSequences),
+          distinct_2: distinctN(responses, 2, scorers.gold?.diversityUnit, scorers.gold?.stopSequences),
           samples: samples.map(({ prompt, response, proxy_reward, gold_score }) => ({ prompt, response, proxy_reward, ...(gold_score !== undefined ? { gold_score } : {}) })),
         };
       } finally {

@@ -29,7 +29,11 @@ export interface Task {
   goldScore(prompt: string, response: string): number;
   /** Characters a response stops at (besides the model's EOS), if any, e.g. '\n'. */
   stopSequences?: string[];
+  /** What eval's distinct-n counts n-grams of (default words); 'chars' for one-word answers. */
+  diversityUnit?: DiversityUnit;
 }
+
+export type DiversityUnit = 'words' | 'chars';
 
 /** Memoise a zero-argument generator (the outputs are deterministic, so computing them once is safe). */
 export function once<T>(f: () => T): () => T {

@@ -85,4 +85,6 @@ export const arithmeticTask: Task = {
   rlPrompts: () => split().rl.map(([a, b]) => `${a}+${b}=`),
   goldScore: arithmeticGold,
   stopSequences: ['\n'],
+  // Answers are one word, so word bigrams never occur: distinct-2 counts digit pairs.
+  diversityUnit: 'chars',
 };
