@@ -259,6 +259,13 @@ async function runStage(loaded: LoadedConfig, step: PlanStep): Promise<'complete
       await (await import('../stages/rounds.js')).runRounds(loaded, {});
       return 'completed';
     }
+    case 'rloo':
+    case 'grpo':
+      await (await import('../stages/group-rl.js')).runGroupRl(loaded, step.stage, o);
+      return 'completed';
+    case 'dpo':
+      await (await import('../stages/dpo.js')).runDpo(loaded, o);
+      return 'completed';
     case 'eval':
       await (await import('../stages/eval.js')).runEval(loaded, evalPolicies(loaded), { force: true });
       return 'completed';
