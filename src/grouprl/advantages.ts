@@ -34,9 +34,10 @@ export function grpoAdvantages(rewards: ArrayLike<number>, k: number, eps = 1e-4
   checkGroups(rewards, k, 'grpoAdvantages');
   const out = new Float64Array(rewards.length);
   for (let g = 0; g < rewards.length; g += k) {
-    let sum = 0;
-    for (let i = g; i < g + k; i++) sum += rewards[i];
-    const mean = sum / k;
+    // mean as first + mean offset: exact when every reward is equal, so such a group gets exact zeros
+    let offset = 0;
+    for (let i = g; i < g + k; i++) offset += rewards[i] - rewards[g];
+    const mean = rewards[g] + offset / k;
     let sq = 0;
     for (let i = g; i < g + k; i++) sq += (rewards[i] - mean) ** 2;
     const std = Math.sqrt(sq / (k - 1));

@@ -261,7 +261,7 @@ export async function runEval(loaded: LoadedConfig, policies?: string[], opts: {
       const { samples, policy, ...numbers } = r;
       run.metrics(i, Object.fromEntries(Object.entries(numbers).filter(([, v]) => typeof v === 'number')) as Record<string, number>);
     });
-    run.complete({ policies: summary, ...(over ? { overoptimization: over.fits } : {}) });
+    run.complete({ policies: summary, ...(over ? { overoptimization: over.fits, best_of_n: over.best_of_n } : {}) });
     return { dir: run.dir, results };
   } catch (err) {
     run.fail('failed', (err as Error).message);

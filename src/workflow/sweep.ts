@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { LoadedConfig } from '../config/load.js';
+import { methodAggregates, methodTable } from './method-metrics.js';
 import { summarizeSeeds, type SeedSummary } from '../util/stats.js';
 import { Rng } from '../util/rng.js';
 import { UsageError, WorkflowError } from './errors.js';
@@ -264,6 +265,7 @@ function writeSummaries(result: SweepResult, keys: string[]): void {
       ...overSeeds.map((g) => `| ${[...g.setting.map(([, v]) => mdCell(v)), String(g.seeds), ...g.columns.map(([m, s]) => aggregateCell(m, s))].join(' | ')} |`),
     );
   }
+  lines.push(...methodTable(methodAggregates(result.trials, keys)));
   const failed = sorted.filter((t) => t.status === 'failed');
   if (failed.length) {
     lines.push('', '## Failed trials', '');
