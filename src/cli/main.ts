@@ -256,7 +256,7 @@ Examples:
     });
 
   configOptions(program.command('pipeline'), true)
-    .description('run the stages in order (pretrain → sft → label → train-reward → ppo → rounds → eval), skipping those whose inputs are unchanged')
+    .description('run the stages in order (pretrain → sft → label → train-reward → ppo → rounds → rloo → grpo → dpo → eval), skipping those whose inputs are unchanged')
     .option('--from <stage>', 'start at this stage (earlier stages are used as they are)')
     .option('--until <stage>', 'stop after this stage')
     .option('--dry-run', 'print the plan (run or skip, and why) and run nothing')
