@@ -8,7 +8,8 @@ import { grpoAdvantages, perToken, rlooAdvantages } from '../src/grouprl/advanta
 import { k3Penalty } from '../src/grouprl/losses.js';
 import { disposeParams, forward, lmLogits } from '../src/model/gpt.js';
 import { sftBatch } from '../src/sft/examples.js';
-import { methodAggregates, methodLabel, perMethodMetrics } from '../src/workflow/method-metrics.js';
+import { frontierSpec, methodAggregates, methodLabel, perMethodMetrics } from '../src/workflow/method-metrics.js';
+import { renderSvg } from '../src/report/charts.js';
 import { randomLmCheckpoint } from './helpers.js';
 
 const close = (got: ArrayLike<number>, want: number[], digits = 6) => {
@@ -132,7 +133,7 @@ describe('DPO pairs from a K-ranking', () => {
 });
 
 describe('per-method eval metrics for sweeps', () => {
-  it('labels policies by stage and aggregates each method over seeds', () => {
+  it('labels policies by stage, aggregates each method over seeds and charts the frontier', async () => {
     expect(methodLabel('/r/x/rloo/final')).toBe('rloo');
     expect(methodLabel('runs/x/round-2/ppo/final')).toBe('round-2/ppo');
     expect(perMethodMetrics([{ policy: 'x/sft/final', gold_score: 0.1 }, { policy: 'x/ppo/final', gold_score: 0.2 }])).toEqual({});
@@ -149,5 +150,9 @@ describe('per-method eval metrics for sweeps', () => {
     const gold = dpo.columns.find(([c]) => c === 'gold_score')![1];
     expect(gold.mean).toBeCloseTo(0.3, 12);
     expect(gold.sd).toBeCloseTo(Math.SQRT2 * 0.1, 12);
+    const svg = await renderSvg(frontierSpec(rows) as Parameters<typeof renderSvg>[0]);
+    expect(svg).toMatch(/^<svg/);
+    expect(svg).toContain('>dpo<');
+    expect(frontierSpec([])).toBeUndefined();
   });
 });

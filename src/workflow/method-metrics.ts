@@ -8,6 +8,8 @@ import { OTHER_METHODS } from './stages.js';
  * for best-of-n on the SFT policy.
  */
 
+export const FRONTIER_FILE = 'frontier.svg';
+
 export const METHOD_METRICS = ['gold_score', 'proxy_reward', 'kl', 'distinct_2'] as const;
 
 /** "rloo" for runs/x/rloo/final, "round-2/ppo" for runs/x/round-2/ppo/final; the path's last part otherwise. */
@@ -89,7 +91,7 @@ export function methodTable(rows: readonly MethodRow[]): string[] {
     '',
     '## Methods over seeds',
     '',
-    'Each method of the run (SFT, PPO, RLOO, GRPO, DPO, best-of-n on SFT): mean ± sd over seeds, KL to the SFT policy in nats (best-of-n: log n − (n−1)/n).',
+    'Each method of the run (SFT, PPO, RLOO, GRPO, DPO, best-of-n on SFT): mean ± sd over seeds, KL to the SFT policy in nats (best-of-n: log n − (n−1)/n). Chart: frontier.svg.',
     '',
     `| ${[...rows[0].setting.map(([k]) => k), 'method', 'seeds', ...cols].join(' | ')} |`,
     `|${[...rows[0].setting.map(() => '---'), '---', '---:', ...cols.map(() => '---:')].join('|')}|`,
@@ -97,3 +99,34 @@ export function methodTable(rows: readonly MethodRow[]): string[] {
   ];
 }
 
+
+/**
+ * Vega-Lite spec of the frontier over seeds: per method (and setting), mean
+ * gold against mean KL with ±1 sd bars in both directions; undefined when no
+ * row has both.
+ */
+export function frontierSpec(rows: readonly MethodRow[]): object | undefined {
+  const points = rows.flatMap((r) => {
+    const gold = r.columns.find(([c]) => c === 'gold_score')?.[1];
+    const kl = r.columns.find(([c]) => c === 'kl')?.[1];
+    if (!gold || !kl) return [];
+    const setting = r.setting.map(([k, v]) => `${k}=${v}`).join(' ');
+    return [{ method: setting ? `${r.method} (${setting})` : r.method, kl: kl.mean, klLo: kl.mean - kl.sd, klHi: kl.mean + kl.sd, gold: gold.mean, goldLo: gold.mean - gold.sd, goldHi: gold.mean + gold.sd, seeds: r.seeds }];
+  });
+  if (!points.length) return undefined;
+  const color = { field: 'method', type: 'nominal', legend: { title: null, orient: 'bottom' } };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    description: 'Gold score against KL to the SFT policy per method: mean over seeds with ±1 sd bars',
+    width: 460,
+    height: 260,
+    background: 'white',
+    data: { values: points },
+    layer: [
+      { mark: { type: 'rule', opacity: 0.6 }, encoding: { x: { field: 'klLo', type: 'quantitative', title: 'KL to the SFT policy (nats), mean ± sd over seeds', scale: { zero: true } }, x2: { field: 'klHi' }, y: { field: 'gold', type: 'quantitative' }, color } },
+      { mark: { type: 'rule', opacity: 0.6 }, encoding: { x: { field: 'kl', type: 'quantitative' }, y: { field: 'goldLo', type: 'quantitative', title: 'gold score, mean ± sd over seeds', scale: { zero: false } }, y2: { field: 'goldHi' }, color } },
+      { mark: { type: 'point', filled: true, size: 60 }, encoding: { x: { field: 'kl', type: 'quantitative' }, y: { field: 'gold', type: 'quantitative' }, color } },
+      { mark: { type: 'text', dy: -10, fontSize: 10, color: '#57606a' }, encoding: { x: { field: 'kl', type: 'quantitative' }, y: { field: 'gold', type: 'quantitative' }, text: { field: 'method' } } },
+    ],
+  };
+}
