@@ -3,10 +3,10 @@ import type { PpoConfig } from '../config/schema.js';
 import type { KlController } from '../ppo/kl-controller.js';
 import { policyLoss } from '../ppo/losses.js';
 import { klEstimate } from '../ppo/math.js';
-import { readHost, responseLogprobs, rewardScores, sampleEpisodes, selectEpisodes } from '../ppo/rollout.js';
+import { responseLogprobs, selectEpisodes, type Episodes } from '../ppo/rollout.js';
+import { rolloutMetrics, scoredRollout } from '../ppo/scored-rollout.js';
 import type { IterationInput, PpoModels } from '../ppo/trainer.js';
 import { optimizerStep } from '../train/step.js';
-import { mean } from '../util/arrays.js';
 import type { Rng } from '../util/rng.js';
 import { grpoAdvantages, perToken, rlooAdvantages } from './advantages.js';
 import { k3Penalty } from './losses.js';
@@ -26,33 +26,12 @@ type Stats = Record<string, number>;
  * `objective/*` names so the methods chart together.
  */
 export function groupIteration(m: PpoModels, s: PpoConfig, method: GroupMethod, k: number, kl: KlController, input: IterationInput, rng: Rng): Stats {
-  const { cfg, tokenizer } = m;
   const t0 = performance.now();
-  const episodes = sampleEpisodes(
-    m.policy,
-    cfg,
-    input.prompts,
-    tokenizer,
-    { maxNewTokens: s.response_length, temperature: s.temperature, topK: s.top_k, topP: s.top_p, stopIds: input.stopIds },
-    rng,
-  );
+  const rollout = scoredRollout(m, s, input, rng);
+  const { episodes, oldLogp, refLogp, scores, lengths } = rollout;
   const { B, R } = episodes;
-  const oldLogp = readHost(() => responseLogprobs(m.policy, cfg, episodes, s.temperature).logp);
-  const refLogp = readHost(() => responseLogprobs(m.reference, cfg, episodes, s.temperature).logp);
-  const scores = rewardScores(m.reward, m.rewardCfg, episodes, m.rewardNorm, tokenizer);
-  for (let b = 0; b < B; b++) {
-    if (s.reward_clip !== undefined) scores[b] = Math.max(-s.reward_clip, Math.min(s.reward_clip, scores[b]));
-    if (s.missing_eos_penalty !== undefined && !episodes.finished[b]) scores[b] = s.missing_eos_penalty;
-  }
-  const lengths = episodes.responses.map((r) => r.length);
   const klSum = new Float64Array(B);
-  const negLogpSum = new Float64Array(B);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < lengths[b]; t++) {
-      klSum[b] += klEstimate(oldLogp[b * R + t], refLogp[b * R + t], s.kl_estimator);
-      negLogpSum[b] -= oldLogp[b * R + t];
-    }
-  }
+  for (let b = 0; b < B; b++) for (let t = 0; t < lengths[b]; t++) klSum[b] += klEstimate(oldLogp[b * R + t], refLogp[b * R + t], s.kl_estimator);
   const beta = kl.value;
   const nonScore = Array.from(klSum, (x) => -beta * x);
   const perResponse = method === 'rloo' ? rlooAdvantages(Array.from(scores, (x, b) => x + nonScore[b]), k) : grpoAdvantages(scores, k);
@@ -61,22 +40,7 @@ export function groupIteration(m: PpoModels, s: PpoConfig, method: GroupMethod, 
 
   const t1 = performance.now();
   const stats = update(m, s, method === 'grpo' ? beta : 0, episodes, oldLogp, refLogp, advantages, rng);
-  const metrics: Stats = {
-    'objective/kl': mean(klSum),
-    'objective/entropy': mean(negLogpSum),
-    'objective/non_score_reward': mean(nonScore),
-    'objective/rlhf_reward': mean(scores) + mean(nonScore),
-    'objective/scores': mean(scores),
-    'objective/kl_coef': beta,
-    ...stats,
-    'val/num_eos_tokens': episodes.finished.filter(Boolean).length,
-    'val/response_length': mean(lengths),
-    lr: s.lr,
-  };
-  if (input.gold) {
-    const gold = input.gold;
-    metrics['gold/score'] = mean(episodes.responses.map((r, b) => gold(input.promptTexts[b], tokenizer.decode(r))));
-  }
+  const metrics = rolloutMetrics(rollout, klSum, nonScore, beta, stats, s.lr, input, m.tokenizer);
   metrics['time/rollout_s'] = rolloutSeconds;
   metrics['time/update_s'] = (performance.now() - t1) / 1000;
   kl.update(metrics['objective/kl'], B);
@@ -90,7 +54,7 @@ function update(
   m: PpoModels,
   s: PpoConfig,
   klBeta: number,
-  episodes: ReturnType<typeof sampleEpisodes>,
+  episodes: Episodes,
   oldLogp: Float32Array,
   refLogp: Float32Array,
   advantages: Float32Array,

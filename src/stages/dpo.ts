@@ -11,7 +11,7 @@ import { disposeParams, type Params } from '../model/gpt.js';
 import { sftBatch, tokenizeDemonstrations, type SftSequence } from '../sft/examples.js';
 import { mean, splitEveryKth } from '../util/arrays.js';
 import { parentCheckpoint } from './sft.js';
-import { runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
+import { handOver, runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
 
 /** A preference pair, tokenised, with its responses' log-probabilities under the (frozen) reference. */
 interface Pair {
@@ -98,7 +98,11 @@ export function runDpo(loaded: LoadedConfig, opts: StageOptions = {}): Promise<S
       const split = splitEveryKth(grouped, cfg.eval_fraction);
       train = split.train.flat();
       evaluation = split.evaluation.flat();
+    } catch (err) {
+      if (!resumed) disposeParams(reference.params);
+      throw err;
     } finally {
+      // resumed: the weights come from the checkpoint, the reference was only needed for its log-probs
       if (resumed) disposeParams(reference.params);
     }
     if (train.length === 0 || evaluation.length === 0) {
@@ -109,7 +113,6 @@ export function runDpo(loaded: LoadedConfig, opts: StageOptions = {}): Promise<S
     const padId = tokenizer.padId;
     // Statistics of the micro-batches of the last step (not a window average, so a resumed run logs the same numbers).
     const recent: Float32Array[] = [];
-    let initialUsed = false;
     return {
       head: 'lm',
       model,
@@ -118,11 +121,7 @@ export function runDpo(loaded: LoadedConfig, opts: StageOptions = {}): Promise<S
       parents: [parent],
       tokensPerStep: Math.round(2 * B * cfg.grad_accum_steps * mean(train.map((p) => (p.chosen.ids.length + p.rejected.ids.length) / 2))),
       batchRows: 2 * B,
-      initialParams: () => {
-        if (initialUsed || resumed) throw new Error('dpo: initial parameters requested twice');
-        initialUsed = true;
-        return reference.params;
-      },
+      initialParams: handOver(reference.params, 'dpo'),
       microBatch: (params, rng) => {
         const pairs = Array.from({ length: B }, () => train[rng.int(train.length)]);
         const seed = model.dropout > 0 ? rng.seed() : undefined;

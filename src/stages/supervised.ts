@@ -53,6 +53,16 @@ export interface SupervisedStage {
   alsoNeeds?: Pick<MemoryPlan, 'models' | 'generate'>;
 }
 
+/** `initialParams` for a stage that starts from a loaded checkpoint's parameters: handed over once, as the trained ones. */
+export function handOver(params: Params, stage: string): () => Params {
+  let used = false;
+  return () => {
+    if (used) throw new Error(`${stage}: initial parameters requested twice`);
+    used = true;
+    return params;
+  };
+}
+
 /**
  * Runs one gradient-trained stage (pretrain, sft, train-reward): validates via
  * `prepare` and the memory estimate before the stage directory is touched, resumes from the newest
