@@ -118,6 +118,23 @@ export function buildProgram(): Command {
     },
   );
 
+  for (const method of ['rloo', 'grpo'] as const) {
+    stage(
+      method,
+      method === 'rloo'
+        ? 'optimise the policy with RLOO: k samples per prompt, leave-one-out baseline, KL penalty on the reward, no value model'
+        : 'optimise the policy with GRPO: k samples per prompt, group-normalised advantages, KL (k3) in the loss, no value model',
+      [`rlhf ${method} -c configs/randomwalks.yaml`, `rlhf ${method} -c configs/randomwalks.yaml --set ${method}.k=8`, `rlhf ${method} -c configs/randomwalks.yaml --resume`],
+      async (loaded, o) => (await import('../stages/group-rl.js')).runGroupRl(loaded, method, o),
+    );
+  }
+  stage(
+    'dpo',
+    "direct preference optimisation on the label stage's comparisons, the SFT policy as reference (no reward model, no sampling)",
+    ['rlhf dpo -c configs/randomwalks.yaml', 'rlhf dpo -c configs/randomwalks.yaml --set dpo.beta=0.3 --set dpo.loss=ipo', 'rlhf dpo -c configs/randomwalks.yaml --resume'],
+    async (loaded, o) => (await import('../stages/dpo.js')).runDpo(loaded, o),
+  );
+
   stageOptions(configOptions(program.command('label'), true))
     .description('sample K responses per prompt from a policy and record rankings by a gold scorer or by you (comparisons.jsonl)')
     .addHelpText(
@@ -239,7 +256,7 @@ Examples:
     });
 
   configOptions(program.command('pipeline'), true)
-    .description('run the stages in order (pretrain → sft → label → train-reward → ppo → rounds → eval), skipping those whose inputs are unchanged')
+    .description('run the stages in order (pretrain → sft → label → train-reward → ppo → rounds → rloo → grpo → dpo → eval), skipping those whose inputs are unchanged')
     .option('--from <stage>', 'start at this stage (earlier stages are used as they are)')
     .option('--until <stage>', 'stop after this stage')
     .option('--dry-run', 'print the plan (run or skip, and why) and run nothing')

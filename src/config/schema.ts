@@ -131,7 +131,7 @@ const trainReward = trainingStage({
   norm_samples: positiveInt.default(64),
 });
 
-const ppo = z
+const ppoObject = z
   .object({
     policy: z.string().optional(),
     reward_model: z.string().optional(),
@@ -183,9 +183,51 @@ const ppo = z
     /** Iterated RLHF: label → train-reward → ppo repeated this many times. */
     rounds: positiveInt.default(1),
   })
-  .strict()
-  .refine((p) => p.rollout_batch_size % p.mini_batch_size === 0, { message: 'rollout_batch_size must be a multiple of mini_batch_size', path: ['mini_batch_size'] })
-  .refine((p) => p.mini_batch_size % p.grad_accum_steps === 0, { message: 'mini_batch_size must be a multiple of grad_accum_steps', path: ['grad_accum_steps'] });
+  .strict();
+
+/** Minibatches split the rollout, micro-batches the minibatch. */
+function batchesDivide<T extends z.ZodTypeAny>(schema: T) {
+  return schema
+    .refine((p: { rollout_batch_size: number; mini_batch_size: number }) => p.rollout_batch_size % p.mini_batch_size === 0, { message: 'rollout_batch_size must be a multiple of mini_batch_size', path: ['mini_batch_size'] })
+    .refine((p: { mini_batch_size: number; grad_accum_steps: number }) => p.mini_batch_size % p.grad_accum_steps === 0, { message: 'mini_batch_size must be a multiple of grad_accum_steps', path: ['grad_accum_steps'] });
+}
+
+const ppo = batchesDivide(ppoObject);
+
+/**
+ * RLOO and GRPO: PPO's rollout and clipped update without a value model (so
+ * without GAE, value or ptx keys). `rollout_batch_size` counts responses, as in
+ * TRL: rollout_batch_size / k prompts, each sampled k times.
+ */
+const groupRlObject = ppoObject
+  .omit({ value_model: true, vf_coef: true, cliprange_value: true, value_lr: true, gamma: true, lam: true, whiten_rewards: true, ptx_coef: true, ptx_batch_size: true, ema_decay: true, ent_coef: true, rounds: true })
+  .extend({ k: num().int().min(2, { message: 'k must be ≥ 2: the baseline of one sample is the other samples of its prompt' }).default(4) });
+
+function groupsDivide<T extends z.ZodTypeAny>(schema: T) {
+  return batchesDivide(schema).refine((p: { rollout_batch_size: number; k: number }) => p.rollout_batch_size % p.k === 0, { message: 'rollout_batch_size must be a multiple of k (k responses per prompt)', path: ['k'] });
+}
+
+/** RLOO (Ahmadian et al. 2024): KL as a per-response reward penalty (kl_coef), leave-one-out baseline. */
+const rloo = groupsDivide(groupRlObject);
+
+/** GRPO (Shao et al. 2024): group-normalised advantages; KL (k3) in the loss with coefficient beta, not in the reward. */
+const grpo = groupsDivide(groupRlObject.omit({ kl_coef: true, kl_estimator: true, adaptive_kl: true }).extend({ beta: num().nonnegative().default(0.04) }));
+
+/**
+ * DPO (Rafailov et al. 2023) on the label stage's comparisons; the policy
+ * starts from, and is held near, the SFT policy (the reference).
+ */
+const dpo = trainingStage({
+  init_from: z.string().optional(),
+  /** Comparisons JSONL; defaults to the label stage's comparisons.jsonl. */
+  data: z.object({ path: z.string().min(1) }).strict().optional(),
+  beta: num().positive().default(0.1),
+  /** sigmoid: −log σ(β·h) (DPO); ipo: (h − 1/(2β))² (Azar et al. 2023); h = the policy's log-ratio margin minus the reference's. */
+  loss: z.enum(['sigmoid', 'ipo']).default('sigmoid'),
+  /** all: every pair a ranking orders (ties excluded); best_vs_rest: the top response against each other one. */
+  pairs: z.enum(['all', 'best_vs_rest']).default('all'),
+  eval_fraction: num().gt(0).lt(0.5).default(0.1),
+});
 
 const evaluation = z
   .object({
@@ -212,6 +254,9 @@ export const experimentSchema = z
     label: label.optional(),
     train_reward: trainReward.optional(),
     ppo: ppo.optional(),
+    rloo: rloo.optional(),
+    grpo: grpo.optional(),
+    dpo: dpo.optional(),
     eval: evaluation.optional(),
     sample: sample.default({}),
     /** Also write every stage's metrics as TensorBoard event files in <stage dir>/tensorboard/. */
@@ -230,6 +275,11 @@ export type LabelConfig = z.infer<typeof label>;
 export type LabelNoise = z.infer<typeof labelNoise>;
 export type TrainRewardConfig = z.infer<typeof trainReward>;
 export type PpoConfig = z.infer<typeof ppo>;
+export type RlooConfig = z.infer<typeof rloo>;
+export type GrpoConfig = z.infer<typeof grpo>;
+export type DpoConfig = z.infer<typeof dpo>;
+/** PPO's settings with defaults, for the keys RLOO and GRPO share with it. */
+export const ppoDefaults = (prompts: DataSource): PpoConfig => ppoObject.parse({ prompts });
 export type EvalConfig = z.infer<typeof evaluation>;
 export type TokenizerConfig = z.infer<typeof tokenizer>;
 export type ModelConfig = z.infer<typeof model>;
@@ -249,6 +299,14 @@ export const pathKeys: readonly (readonly string[])[] = [
   ['ppo', 'policy'],
   ['ppo', 'reward_model'],
   ['ppo', 'prompts', 'path'],
+  ['rloo', 'policy'],
+  ['rloo', 'reward_model'],
+  ['rloo', 'prompts', 'path'],
+  ['grpo', 'policy'],
+  ['grpo', 'reward_model'],
+  ['grpo', 'prompts', 'path'],
+  ['dpo', 'init_from'],
+  ['dpo', 'data', 'path'],
   ['eval', 'prompts', 'path'],
   ['sample', 'init_from'],
 ];

@@ -11,8 +11,8 @@ import type { Rng } from '../util/rng.js';
 import { computeAdvantages } from './advantages.js';
 import type { KlController } from './kl-controller.js';
 import { entropyFromLogits, policyLoss, valueLoss } from './losses.js';
-import { readHost, responseLogprobs, responseValues, rewardScores, sampleEpisodes, selectEpisodes, type Episodes } from './rollout.js';
-import { mean } from '../util/arrays.js';
+import { readHost, responseLogprobs, responseValues, selectEpisodes, type Episodes } from './rollout.js';
+import { rolloutMetrics, scoredRollout } from './scored-rollout.js';
 
 /** Everything one PPO run holds. The value model is either separate or the policy itself (with a `score` head). */
 export interface PpoModels {
@@ -53,28 +53,14 @@ type Stats = Record<string, number>;
  * clipped value losses. Returns TRL-named metrics.
  */
 export function ppoIteration(m: PpoModels, s: PpoConfig, kl: KlController, input: IterationInput, rng: Rng): Stats {
-  const { cfg, tokenizer } = m;
+  const { tokenizer } = m;
   const t0 = performance.now();
 
   // 1. Rollout
-  const episodes = sampleEpisodes(
-    m.policy,
-    cfg,
-    input.prompts,
-    tokenizer,
-    { maxNewTokens: s.response_length, temperature: s.temperature, topK: s.top_k, topP: s.top_p, stopIds: input.stopIds },
-    rng,
-  );
+  const rollout = scoredRollout(m, s, input, rng);
+  const { episodes, oldLogp, refLogp, scores, lengths } = rollout;
   const { B, R } = episodes;
-  const oldLogp = readHost(() => responseLogprobs(m.policy, cfg, episodes, s.temperature).logp);
-  const refLogp = readHost(() => responseLogprobs(m.reference, cfg, episodes, s.temperature).logp);
   const oldValues = readHost(() => responseValues(m.value, m.valueCfg, episodes));
-  const scores = rewardScores(m.reward, m.rewardCfg, episodes, m.rewardNorm, tokenizer);
-  for (let b = 0; b < B; b++) {
-    if (s.reward_clip !== undefined) scores[b] = Math.max(-s.reward_clip, Math.min(s.reward_clip, scores[b]));
-    if (s.missing_eos_penalty !== undefined && !episodes.finished[b]) scores[b] = s.missing_eos_penalty;
-  }
-  const lengths = episodes.responses.map((r) => r.length);
   const adv = computeAdvantages(lengths, R, oldLogp, refLogp, oldValues, scores, {
     klCoef: kl.value,
     klEstimator: s.kl_estimator,
@@ -89,24 +75,7 @@ export function ppoIteration(m: PpoModels, s: PpoConfig, kl: KlController, input
   const stats = update(m, s, episodes, oldLogp, oldValues, adv.advantages, adv.returns, input.ptxBatch, rng);
   const updateSeconds = (performance.now() - t1) / 1000;
 
-  const negLogpSum = new Float64Array(B);
-  for (let b = 0; b < B; b++) for (let t = 0; t < lengths[b]; t++) negLogpSum[b] -= oldLogp[b * R + t];
-  const metrics: Stats = {
-    'objective/kl': mean(adv.klSum),
-    'objective/entropy': mean(negLogpSum),
-    'objective/non_score_reward': mean(adv.nonScoreReward),
-    'objective/rlhf_reward': mean(scores) + mean(adv.nonScoreReward),
-    'objective/scores': mean(scores),
-    'objective/kl_coef': kl.value,
-    ...stats,
-    'val/num_eos_tokens': episodes.finished.filter(Boolean).length,
-    'val/response_length': mean(lengths),
-    lr: s.lr,
-  };
-  if (input.gold) {
-    const gold = input.gold;
-    metrics['gold/score'] = mean(episodes.responses.map((r, b) => gold(input.promptTexts[b], tokenizer.decode(r))));
-  }
+  const metrics = rolloutMetrics(rollout, adv.klSum, adv.nonScoreReward, kl.value, stats, s.lr, input, tokenizer);
   metrics['time/rollout_s'] = rolloutSeconds;
   metrics['time/update_s'] = updateSeconds;
   kl.update(metrics['objective/kl'], B);

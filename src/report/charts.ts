@@ -62,7 +62,23 @@ export const PANELS: Record<string, Panel[]> = {
   ],
 };
 
-const X_TITLE: Record<string, string> = { ppo: 'PPO iteration', label: 'prompts labeled', eval: 'policy' };
+/** RLOO and GRPO log PPO's names; they have no value loss (GRPO logs its KL term instead). */
+const GROUP_RL_PANELS: Panel[] = [
+  ...PANELS.ppo.slice(0, 3),
+  { title: 'Losses', y: 'loss', metrics: ['loss/policy_avg', 'loss/kl_avg'], caption: 'loss/kl_avg (GRPO): the k3 KL term, per token, before its β.' },
+];
+PANELS.rloo = GROUP_RL_PANELS;
+PANELS.grpo = GROUP_RL_PANELS;
+PANELS.dpo = [
+  { title: 'Loss', y: 'DPO loss', metrics: ['loss', 'eval_loss'], caption: `${LOSS_CAPTION} log 2 ≈ 0.693 at the start (policy = reference).` },
+  { title: 'Implicit rewards', y: 'β·(log π − log π_ref)', metrics: ['rewards/chosen', 'rewards/rejected', 'eval_rewards/chosen', 'eval_rewards/rejected'], caption: "TRL's DPO rewards: the policy's log-ratio to the reference, summed over the response, times β." },
+  { title: 'Preference accuracy', y: 'pairs with r(chosen) > r(rejected)', metrics: ['rewards/accuracies', 'eval_rewards/accuracies'] },
+];
+
+/** Stage kinds whose iterations log objective/kl and objective/scores (PPO and the value-free methods on its machinery). */
+const RL_KINDS = ['ppo', 'rloo', 'grpo'];
+
+const X_TITLE: Record<string, string> = { ppo: 'PPO iteration', rloo: 'RLOO iteration', grpo: 'GRPO iteration', label: 'prompts labeled', eval: 'policy' };
 
 /** At most this many points per series; longer series are thinned evenly (keeping the last point). */
 const MAX_POINTS = 1000;
@@ -150,10 +166,9 @@ function lineSpec(points: Point[], order: string[], xTitle: string, yTitle: stri
 
 /** x = KL, y = proxy and gold reward: the reward over-optimisation picture (Gao et al. 2022). */
 function rewardVsKlSpec(points: { kl: number; value: number; series: string; label?: string }[], order: string[], description: string, perPolicy: boolean): TopLevelSpec {
-  // Policies (eval) are joined in KL order and labelled; PPO iterations are a cloud of points.
+  // Policies (eval: SFT, each method's final, best-of-n) are labelled points — different methods, not one path; iterations are a cloud of points.
   const layers: unknown[] = [{ mark: { type: 'point', filled: true, size: perPolicy ? 44 : 26, opacity: perPolicy ? 1 : 0.7 } }];
   if (perPolicy) {
-    layers.unshift({ mark: { type: 'line', strokeWidth: 1.4, opacity: 0.7 }, encoding: { order: { field: 'kl', type: 'quantitative' } } });
     layers.push({
       transform: [{ filter: `datum.series === ${JSON.stringify(order[order.length - 1])}` }],
       mark: { type: 'text', dy: -10, fontSize: 10, limit: 160, color: '#57606a' },
@@ -188,7 +203,7 @@ function stageCharts(run: RunData, stage: StageData): Chart[] {
       spec: lineSpec(seriesPoints(stage.metrics, present), present, xTitle, panel.y, `${stage.id}: ${panel.title} (${present.join(', ')}) by ${xTitle}`),
     });
   }
-  if (stage.kind === 'ppo') {
+  if (RL_KINDS.includes(stage.kind)) {
     const rows = stage.metrics.filter((r) => finite(r['objective/kl']));
     const series = ['objective/scores', 'gold/score'].filter((m) => rows.some((r) => finite(r[m])));
     if (rows.length > 0 && series.length > 0) {
@@ -197,7 +212,7 @@ function stageCharts(run: RunData, stage: StageData): Chart[] {
         id: chartId(stage.id, 'reward vs kl'),
         stage: stage.id,
         title: 'Proxy and gold reward vs KL',
-        caption: 'Each point is one PPO iteration. A proxy reward that keeps rising while the gold score flattens or falls is reward over-optimisation.',
+        caption: 'Each point is one iteration. A proxy reward that keeps rising while the gold score flattens or falls is reward over-optimisation.',
         spec: rewardVsKlSpec(thin(points, MAX_POINTS * 2), series, `${stage.id}: proxy and gold reward against KL, one point per iteration`, false),
       });
     }
@@ -262,14 +277,19 @@ function evalCharts(run: RunData, stage: StageData, results: EvalResult[]): Char
   const series = (['proxy_reward', 'gold_score'] as const).filter((m) => rows.some((r) => finite(r[m])));
   if (rows.length === 0 || series.length === 0) return [];
   const points = series.flatMap((m) =>
-    rows.filter((r) => finite(r[m])).map((r) => ({ kl: r.kl, value: r[m] as number, series: m, label: policyLabel(r.policy, run.root) })),
+    rows.filter((r) => finite(r[m])).map((r) => ({ kl: r.kl, value: r[m] as number, series: m, label: policyLabel(r.policy, run.root).replace(/\/final$/, '') })),
   );
+  // best-of-n on the SFT policy, at its analytic KL log n − (n−1)/n
+  for (const p of stage.overoptimization?.best_of_n ?? []) {
+    if (p.n === 1) continue;
+    for (const m of series) if (finite(p[m])) points.push({ kl: p.kl, value: p[m], series: m, label: `best-of-${p.n}` });
+  }
   return [
     {
       id: chartId(stage.id, 'gold vs proxy vs kl'),
       stage: stage.id,
       title: 'Gold vs proxy reward vs KL',
-      caption: 'One point per evaluated policy. The gap between the proxy (reward model) and the gold score as the policy moves away from the reference is reward over-optimisation.',
+      caption: 'One point per evaluated policy (SFT, PPO, RLOO, GRPO, DPO as run) and per best-of-n on the SFT policy: the methods side by side on the gold-vs-KL frontier. The gap between the proxy (reward model) and the gold score as the policy moves away from the reference is reward over-optimisation.',
       spec: rewardVsKlSpec(points, [...series], `${stage.id}: proxy reward and gold score of each policy against its KL to the reference`, true),
     },
   ];

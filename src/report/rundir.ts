@@ -69,7 +69,7 @@ export interface RunData {
 }
 
 /** The order stages run in; a stage named otherwise sorts after these, by name. */
-export const STAGE_ORDER = ['pretrain', 'sft', 'label', 'train-reward', 'ppo', 'eval'] as const;
+export const STAGE_ORDER = ['pretrain', 'sft', 'label', 'train-reward', 'ppo', 'rloo', 'grpo', 'dpo', 'eval'] as const;
 
 function readText(file: string): string | undefined {
   try {

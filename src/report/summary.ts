@@ -13,6 +13,9 @@ export const KEY_METRICS: Record<string, string[]> = {
   label: ['pairs', 'pair_agreement', 'gold_score_mean', 'gold_score_chosen'],
   'train-reward': ['loss', 'eval_loss', 'eval_accuracy', 'eval_gold_accuracy'],
   ppo: ['objective/scores', 'gold/score', 'objective/kl', 'objective/rlhf_reward'],
+  rloo: ['objective/scores', 'gold/score', 'objective/kl', 'objective/rlhf_reward'],
+  grpo: ['objective/scores', 'gold/score', 'objective/kl', 'objective/rlhf_reward'],
+  dpo: ['loss', 'eval_loss', 'eval_rewards/accuracies', 'eval_rewards/margins'],
 };
 
 export interface StageSummary {

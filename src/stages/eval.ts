@@ -18,6 +18,7 @@ import { overoptimizationReport, ppoCurve, type BestOfNPoint, type Overoptimizat
 import { Rng } from '../util/rng.js';
 import { parentCheckpoint } from './sft.js';
 import { mean } from '../util/arrays.js';
+import { OTHER_METHODS } from '../workflow/stages.js';
 
 export interface PolicyEvaluation {
   policy: string;
@@ -79,10 +80,11 @@ function setup(loaded: LoadedConfig): EvalSetup {
   };
 }
 
-/** The default policies to compare: SFT and every completed PPO stage's final. */
+/** The default policies to compare: SFT and every completed RLOO, GRPO, DPO and PPO stage's final (PPO last). */
 export function defaultPolicies(loaded: LoadedConfig): string[] {
   const root = path.join(loaded.config.run_dir, loaded.config.name);
   const out = [path.join(stageDir(loaded.config, 'sft'), 'final')];
+  for (const m of OTHER_METHODS) if (readManifest(stageDir(loaded.config, m))?.status === 'completed') out.push(path.join(stageDir(loaded.config, m), 'final'));
   const ppoStages = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => d === 'ppo' || /^round-\d+$/.test(d)) : [];
   for (const s of ppoStages.sort()) {
     const dir = s === 'ppo' ? path.join(root, s) : path.join(root, s, 'ppo');
@@ -264,7 +266,7 @@ export async function runEval(loaded: LoadedConfig, policies?: string[], opts: {
       const { samples, policy, ...numbers } = r;
       run.metrics(i, Object.fromEntries(Object.entries(numbers).filter(([, v]) => typeof v === 'number')) as Record<string, number>);
     });
-    run.complete({ policies: summary, ...(over ? { overoptimization: over.fits } : {}) });
+    run.complete({ policies: summary, ...(over ? { overoptimization: over.fits, best_of_n: over.best_of_n } : {}) });
     return { dir: run.dir, results };
   } catch (err) {
     run.fail('failed', (err as Error).message);

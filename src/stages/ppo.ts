@@ -9,7 +9,7 @@ import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
 import { checkMemory, type MemoryPlan } from '../model/memory.js';
 import { adaptiveKlController, fixedKlController, restoreKlController, type KlController, type KlControllerState } from '../ppo/kl-controller.js';
-import { ppoIteration, type PpoModels } from '../ppo/trainer.js';
+import { ppoIteration, type IterationInput, type PpoModels } from '../ppo/trainer.js';
 import { foldRewardNorm } from '../ppo/value-init.js';
 import { IDENTITY_NORM, addScalarHead, type RewardNorm } from '../reward/score.js';
 import { createProgress, progressEnabled } from '../run/progress.js';
@@ -65,16 +65,32 @@ function assignAll(target: Params | Map<string, Variable>, values: Map<string, T
 }
 
 /**
+ * A method that runs on PPO's stage machinery (rollout, reward model, KL
+ * controller, checkpoints, resume) with its own iteration and no value model:
+ * RLOO and GRPO (src/stages/group-rl.ts).
+ */
+export interface PpoVariant {
+  stage: string;
+  /** The method's section read as PPO settings (value keys unused). */
+  settings: PpoConfig;
+  /** Each drawn prompt is repeated this many times, consecutively. */
+  groupSize: number;
+  iterate(models: PpoModels, kl: KlController, input: IterationInput, rng: Rng): Record<string, number>;
+}
+
+/**
  * `rlhf ppo`: optimise the SFT policy against the reward model with PPO and a
  * KL penalty to the frozen SFT reference. Periodic checkpoints carry the policy
  * and everything else needed to resume bit-exactly (value model, both
  * optimizers, KL controller, EMA, RNG, iteration).
  */
-export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?: string; policy?: string; rewardModel?: string } = {}): Promise<StageResult> {
+export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?: string; policy?: string; rewardModel?: string; variant?: PpoVariant } = {}): Promise<StageResult> {
   const { config, file } = loaded;
-  const cfg = config.ppo;
+  const variant = opts.variant;
+  const cfg = variant?.settings ?? config.ppo;
   if (!cfg) throw new ConfigError(`${file}: ppo: section missing`);
-  const stage = opts.stage ?? 'ppo';
+  const stage = opts.stage ?? variant?.stage ?? 'ppo';
+  const valueless = variant !== undefined;
   const referenceDir = parentCheckpoint(loaded, cfg.policy, 'sft');
   const policyDir = opts.policy ?? referenceDir;
   const rewardDir = opts.rewardModel ?? parentCheckpoint(loaded, cfg.reward_model, 'train-reward');
@@ -87,7 +103,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   const policyMeta = readCheckpointMeta(policyDir);
   const prompts = loadPrompts(cfg.prompts);
   const task = taskOf(cfg);
-  checkMemory(file, stage, ppoMemoryPlan(cfg, policyMeta.model, readCheckpointMeta(rewardDir).model));
+  checkMemory(file, stage, ppoMemoryPlan(cfg, policyMeta.model, readCheckpointMeta(rewardDir).model, valueless));
   const ptxIds = cfg.ptx_coef > 0 ? ptxCorpus(loaded, readCheckpointTokenizer(policyDir, policyMeta)) : undefined;
   const run = StageRun.open(config, stage, { force: opts.force, resume: opts.resume, configChanges, echoLogs: !progressEnabled(), parents: [policyDir, referenceDir, rewardDir] });
 
@@ -100,8 +116,8 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   const rewardNorm = (reward.meta.extra.reward_norm as RewardNorm | undefined) ?? IDENTITY_NORM;
   let rng = new Rng(`${config.seed}:${stage}`);
   const policy = policyCkpt.params;
-  const shared = cfg.value_model === 'policy_head';
-  const value: Params = shared ? (policy.has('score.weight') ? policy : addScalarHead(policy, policyCkpt.meta.model, rng)) : valueFromReward(rewardDir, rewardNorm);
+  const shared = !valueless && cfg.value_model === 'policy_head';
+  const value: Params = valueless ? policy : shared ? (policy.has('score.weight') ? policy : addScalarHead(policy, policyCkpt.meta.model, rng)) : valueFromReward(rewardDir, rewardNorm);
   const adam = (params: Params) => new AdamW(params, { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay });
   const models: PpoModels = {
     cfg: policyCkpt.meta.model,
@@ -114,7 +130,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     reward: reward.params,
     rewardNorm,
     policyOptimizer: adam(policy),
-    valueOptimizer: shared ? undefined : adam(value),
+    valueOptimizer: shared || valueless ? undefined : adam(value),
     ema: cfg.ema_decay !== undefined ? copyParams(policy) : undefined,
   };
   let kl: KlController = cfg.adaptive_kl ? adaptiveKlController(cfg.kl_coef, cfg.adaptive_kl.target, cfg.adaptive_kl.horizon) : fixedKlController(cfg.kl_coef);
@@ -123,7 +139,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     const state = ckpt.resume;
     const tensors = state.tensors;
     models.policyOptimizer.setState({ step: state.trainer.policy_opt_step as number, tensors: unprefixed('policy_opt', tensors) });
-    if (!shared) {
+    if (models.valueOptimizer) {
       assignAll(models.value, unprefixed('value', tensors), 'value');
       models.valueOptimizer!.setState({ step: state.trainer.value_opt_step as number, tensors: unprefixed('value_opt', tensors) });
     }
@@ -147,7 +163,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     const tensors = new Map<string, Tensor>([
       ...prefixed('policy_opt', optState.tensors),
       ...(valueState ? prefixed('value_opt', valueState.tensors) : []),
-      ...(shared ? [] : prefixed('value', models.value)),
+      ...(models.valueOptimizer ? prefixed('value', models.value) : []),
       ...(models.ema ? prefixed('ema', models.ema) : []),
     ]);
     await saveCheckpoint(where, {
@@ -172,26 +188,22 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     for (let it = startIteration; it < cfg.iterations; it++) {
       await new Promise((resolve) => setImmediate(resolve));
       if (stopFlag.raised) throw new InterruptedError(`interrupted at iteration ${it}; continue with --resume`);
-      const batch = Array.from({ length: cfg.rollout_batch_size }, () => rng.int(encodedPrompts.length));
-      const metrics = ppoIteration(
-        models,
-        cfg,
-        kl,
-        {
-          prompts: batch.map((i) => encodedPrompts[i]),
-          promptTexts: batch.map((i) => prompts[i]),
-          stopIds,
-          gold,
-          ptxBatch: ptxIds ? () => randomWindows(ptxIds, cfg.ptx_batch_size, models.cfg.context_length, rng) : undefined,
-        },
-        rng,
-      );
+      const group = variant?.groupSize ?? 1;
+      const batch = Array.from({ length: cfg.rollout_batch_size / group }, () => rng.int(encodedPrompts.length)).flatMap((i) => new Array<number>(group).fill(i));
+      const input: IterationInput = {
+        prompts: batch.map((i) => encodedPrompts[i]),
+        promptTexts: batch.map((i) => prompts[i]),
+        stopIds,
+        gold,
+        ptxBatch: ptxIds ? () => randomWindows(ptxIds, cfg.ptx_batch_size, models.cfg.context_length, rng) : undefined,
+      };
+      const metrics = variant ? variant.iterate(models, kl, input, rng) : ppoIteration(models, cfg, kl, input, rng);
       const done = it + 1;
       metrics.episode = done * cfg.rollout_batch_size;
       // Live tensors after the iteration: flat from one iteration to the next, or something leaks.
       metrics['debug/num_tensors'] = tf.memory().numTensors;
       run.metrics(done, metrics);
-      run.logger.info({ iteration: done, ...metrics }, 'ppo');
+      run.logger.info({ iteration: done, ...metrics }, stage);
       progress.update(done, {
         score: metrics['objective/scores'].toFixed(3),
         kl: metrics['objective/kl'].toFixed(3),
@@ -234,14 +246,14 @@ function valueFromReward(rewardDir: string, norm: RewardNorm): Params {
  * a head on the policy), the frozen reference and reward model, the EMA copy;
  * a rollout batch generated, then micro-batches (plus the ptx batch) trained.
  */
-export function ppoMemoryPlan(cfg: PpoConfig, policy: GptConfig, reward: GptConfig): MemoryPlan {
-  const shared = cfg.value_model === 'policy_head';
+export function ppoMemoryPlan(cfg: PpoConfig, policy: GptConfig, reward: GptConfig, valueless = false): MemoryPlan {
+  const shared = !valueless && cfg.value_model === 'policy_head';
   return {
     models: [
       { model: policy, head: shared ? 'score' : 'lm', trained: true },
       { model: policy, head: 'lm' },
       { model: reward, head: 'score' },
-      ...(shared ? [] : [{ model: reward, head: 'score' as const, trained: true }]),
+      ...(shared || valueless ? [] : [{ model: reward, head: 'score' as const, trained: true }]),
       ...(cfg.ema_decay !== undefined ? [{ model: policy, head: 'lm' as const }] : []),
     ],
     train: { rows: cfg.mini_batch_size / cfg.grad_accum_steps + (cfg.ptx_coef > 0 ? cfg.ptx_batch_size : 0), tokens: policy.context_length },

@@ -7,7 +7,7 @@ import { stageDir } from '../run/stage.js';
 import { readDemonstrations, sftBatch, tokenizeDemonstrations, type Demonstration } from '../sft/examples.js';
 import { getTask } from '../tasks/index.js';
 import { evaluateLm, lmBatchLoss, type LmBatch } from '../train/lm-loss.js';
-import { runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
+import { handOver, runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
 import { splitEveryKth } from '../util/arrays.js';
 
 export function loadDemonstrations(source: DataSource): Demonstration[] {
@@ -46,7 +46,6 @@ export function runSft(loaded: LoadedConfig, opts: StageOptions = {}): Promise<S
     const evalBatches: LmBatch[] = [];
     for (let i = 0; i < evaluation.length; i += B) evalBatches.push(sftBatch(evaluation.slice(i, i + B), tokenizer.padId));
     const meanLength = train.reduce((s, q) => s + q.ids.length - 1, 0) / train.length;
-    let initialUsed = false;
     return {
       head: 'lm',
       model,
@@ -54,11 +53,7 @@ export function runSft(loaded: LoadedConfig, opts: StageOptions = {}): Promise<S
       settings: cfg,
       parents: [parent],
       tokensPerStep: Math.round(B * meanLength * cfg.grad_accum_steps),
-      initialParams: () => {
-        if (initialUsed) throw new Error('sft: initial parameters requested twice');
-        initialUsed = true;
-        return init.params;
-      },
+      initialParams: handOver(init.params, 'sft'),
       microBatch: (params, rng) => {
         // Drawn with replacement from the RNG alone, so a resumed run continues exactly.
         const batch = sftBatch(Array.from({ length: B }, () => train[rng.int(train.length)]), tokenizer.padId);

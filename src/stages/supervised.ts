@@ -41,6 +41,8 @@ export interface SupervisedStage {
   /** Loss closure of one micro-batch; draws its data from `rng`. */
   microBatch(params: Params, rng: Rng): () => Scalar;
   evaluate(params: Params): Record<string, number>;
+  /** Training metrics of the logged step beyond the loss. */
+  stepMetrics?(): Record<string, number>;
   /** Facts stored with the final checkpoint (e.g. reward normalisation). */
   finalExtra?(params: Params): Record<string, unknown>;
   /** Log line fields at start. */
@@ -49,6 +51,16 @@ export interface SupervisedStage {
   batchRows?: number;
   /** Models held and generation run besides training `model`, for the memory estimate. */
   alsoNeeds?: Pick<MemoryPlan, 'models' | 'generate'>;
+}
+
+/** `initialParams` for a stage that starts from a loaded checkpoint's parameters: handed over once, as the trained ones. */
+export function handOver(params: Params, stage: string): () => Params {
+  let used = false;
+  return () => {
+    if (used) throw new Error(`${stage}: initial parameters requested twice`);
+    used = true;
+    return params;
+  };
 }
 
 /**
@@ -103,6 +115,7 @@ export async function runSupervisedStage(
       tokensPerStep: prepared.tokensPerStep,
       microBatches: () => Array.from({ length: s.grad_accum_steps }, () => prepared.microBatch(params, rng)),
       evaluate: () => prepared.evaluate(params),
+      stepMetrics: prepared.stepMetrics,
       save: (path, step, withResume) =>
         saveCheckpoint(path, {
           params,

@@ -21,6 +21,8 @@ export interface TrainingLoop {
   tokensPerStep: number;
   /** Loss closures of the step's micro-batches (draws its data from the run's RNG). */
   microBatches(step: number): (() => Scalar)[];
+  /** Training metrics of the logged step beyond the loss (e.g. DPO's rewards/*). */
+  stepMetrics?(): Record<string, number>;
   /** Held-out metrics, e.g. `{ val_loss }`. Must not consume the run's RNG. */
   evaluate(): Record<string, number>;
   /** Writes a checkpoint; `withResumeState` adds optimizer and RNG state. */
@@ -77,7 +79,7 @@ export async function trainLoop(t: TrainingLoop): Promise<Record<string, number>
       const isLast = done === s.max_steps;
       if (done % s.log_interval === 0 || isLast || done % s.eval_interval === 0) {
         const seconds = (performance.now() - windowStart) / 1000;
-        const metrics: Record<string, number> = { loss, lr, grad_norm: gradNorm };
+        const metrics: Record<string, number> = { loss, lr, grad_norm: gradNorm, ...t.stepMetrics?.() };
         if (done % s.eval_interval === 0 || isLast) Object.assign(metrics, t.evaluate());
         metrics.tokens_per_s = Math.round((windowSteps * t.tokensPerStep) / seconds);
         metrics.elapsed_s = Number(((performance.now() - wallStart) / 1000).toFixed(3));

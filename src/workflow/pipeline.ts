@@ -5,6 +5,7 @@ import { numericsDifference } from '../backend/numerics.js';
 import { checkpointHash } from '../checkpoint/checkpoint.js';
 import type { LoadedConfig } from '../config/load.js';
 import { UsageError } from './errors.js';
+import { bestOfNMetrics, perMethodMetrics } from './method-metrics.js';
 import { lockHolder } from './lock.js';
 import { hashOutputs, readPipelineManifest, updateManifest, type PipelineManifest } from './manifest.js';
 import { changedKeys } from './hash.js';
@@ -231,7 +232,11 @@ export function evalComparison(policies: readonly Record<string, unknown>[]): Re
 export function stageMetrics(dir: string): Record<string, number> | undefined {
   const m = readPipelineManifest(dir);
   if (!m?.summary) return undefined;
-  if (m.stage === 'eval' && Array.isArray(m.summary.policies)) return evalComparison(m.summary.policies as Record<string, unknown>[]);
+  if (m.stage === 'eval' && Array.isArray(m.summary.policies)) {
+    const policies = m.summary.policies as Record<string, unknown>[];
+    const bon = Array.isArray(m.summary.best_of_n) ? bestOfNMetrics(m.summary.best_of_n as Parameters<typeof bestOfNMetrics>[0]) : {};
+    return { ...evalComparison(policies), ...perMethodMetrics(policies), ...bon };
+  }
   return numeric(m.summary);
 }
 
@@ -269,6 +274,13 @@ async function runStage(loaded: LoadedConfig, step: PlanStep): Promise<'complete
       await (await import('../stages/rounds.js')).runRounds(loaded, {});
       return 'completed';
     }
+    case 'rloo':
+    case 'grpo':
+      await (await import('../stages/group-rl.js')).runGroupRl(loaded, step.stage, o);
+      return 'completed';
+    case 'dpo':
+      await (await import('../stages/dpo.js')).runDpo(loaded, o);
+      return 'completed';
     case 'eval':
       await (await import('../stages/eval.js')).runEval(loaded, evalPolicies(loaded), { force: true });
       return 'completed';

@@ -20,17 +20,20 @@ import { canonicalJson, contentHash, sha256, sha256OfFile } from './hash.js';
  * in runs/<name>/round-<r>/.
  */
 
-export const PIPELINE_STAGES = ['pretrain', 'sft', 'label', 'train-reward', 'ppo', 'rounds', 'eval'] as const;
+export const PIPELINE_STAGES = ['pretrain', 'sft', 'label', 'train-reward', 'ppo', 'rounds', 'rloo', 'grpo', 'dpo', 'eval'] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
 
 /** Config section of each stage (rounds iterates label/train_reward/ppo; its count is ppo.rounds). */
-export const STAGE_SECTION: Record<PipelineStage, 'pretrain' | 'sft' | 'label' | 'train_reward' | 'ppo' | 'eval'> = {
+export const STAGE_SECTION: Record<PipelineStage, 'pretrain' | 'sft' | 'label' | 'train_reward' | 'ppo' | 'rloo' | 'grpo' | 'dpo' | 'eval'> = {
   pretrain: 'pretrain',
   sft: 'sft',
   label: 'label',
   'train-reward': 'train_reward',
   ppo: 'ppo',
   rounds: 'ppo',
+  rloo: 'rloo',
+  grpo: 'grpo',
+  dpo: 'dpo',
   eval: 'eval',
 };
 
@@ -105,11 +108,19 @@ function finalOf(config: ExperimentConfig, stage: string): string {
   return path.join(stageDir(config, stage), 'final');
 }
 
-/** The policies the pipeline's eval compares: eval.policies, else the reference (SFT) and every PPO round's final. */
+/** The methods besides PPO whose final policies eval compares, in the order they are listed. */
+export const OTHER_METHODS = ['rloo', 'grpo', 'dpo'] as const;
+
+/**
+ * The policies the pipeline's eval compares: eval.policies, else the reference
+ * (SFT), the RLOO, GRPO and DPO finals, and every PPO round's final (last, as
+ * the sweep's `delta_*` columns compare the last policy with the first).
+ */
 export function evalPolicies(loaded: LoadedConfig): string[] {
   const { config, file } = loaded;
   if (config.eval?.policies?.length) return config.eval.policies.map((p) => path.resolve(path.dirname(file), p));
   const out = [config.ppo?.policy ?? finalOf(config, 'sft')];
+  for (const m of OTHER_METHODS) if (config[m]) out.push(finalOf(config, m));
   if (config.ppo) {
     out.push(finalOf(config, 'ppo'));
     for (let r = 2; r <= roundCount(config); r++) out.push(path.join(runRoot(config), `round-${r}`, 'ppo', 'final'));
@@ -194,6 +205,23 @@ export function stageInputs(loaded: LoadedConfig, stage: PipelineStage): StageIn
           'label/comparisons.jsonl': path.join(stageDir(config, 'label'), 'comparisons.jsonl'),
         },
         data: { ...(label ? { 'label.prompts': { kind: 'prompts' as const, source: label.prompts } } : {}), 'ppo.prompts': { kind: 'prompts', source: ppo.prompts }, ...ptx },
+      };
+    }
+    case 'rloo':
+    case 'grpo': {
+      const cfg = config[stage]!;
+      return {
+        config: { ...shared, [stage]: without(cfg, ['policy', 'reward_model', 'prompts']) },
+        parents: { [`${stage}.policy`]: cfg.policy ?? sftFinal, [`${stage}.reward_model`]: cfg.reward_model ?? finalOf(config, 'train-reward') },
+        data: { [`${stage}.prompts`]: { kind: 'prompts', source: cfg.prompts } },
+      };
+    }
+    case 'dpo': {
+      const cfg = config.dpo!;
+      return {
+        config: { ...shared, dpo: without(cfg, ['init_from', 'data']) },
+        parents: { 'dpo.init_from': cfg.init_from ?? sftFinal, 'dpo.data': cfg.data?.path ?? path.join(stageDir(config, 'label'), 'comparisons.jsonl') },
+        data: {},
       };
     }
     case 'eval': {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { LoadedConfig } from '../config/load.js';
+import { FRONTIER_FILE, frontierSpec, methodAggregates, methodTable } from './method-metrics.js';
 import { summarizeSeeds, type SeedSummary } from '../util/stats.js';
 import { Rng } from '../util/rng.js';
 import { UsageError, WorkflowError } from './errors.js';
@@ -264,6 +265,7 @@ function writeSummaries(result: SweepResult, keys: string[]): void {
       ...overSeeds.map((g) => `| ${[...g.setting.map(([, v]) => mdCell(v)), String(g.seeds), ...g.columns.map(([m, s]) => aggregateCell(m, s))].join(' | ')} |`),
     );
   }
+  lines.push(...methodTable(methodAggregates(result.trials, keys)));
   const failed = sorted.filter((t) => t.status === 'failed');
   if (failed.length) {
     lines.push('', '## Failed trials', '');
@@ -435,8 +437,19 @@ export async function runSweep(loaded: LoadedConfig, configFile: string, opts: S
     }
   };
   await Promise.all(Array.from({ length: Math.min(opts.jobs, trials.length) }, worker));
+  await writeFrontierChart(result, keys);
   result.trials = sortTrials(trials, result.metric, result.minimize);
   return result;
+}
+
+/** frontier.svg: each method's gold vs KL over seeds (when seed is swept and the runs compare methods). */
+async function writeFrontierChart(result: SweepResult, keys: string[]): Promise<void> {
+  const spec = frontierSpec(methodAggregates(result.trials, keys));
+  if (!spec) return;
+  const { renderSvg } = await import('../report/charts.js');
+  const file = path.join(result.sweep_dir, FRONTIER_FILE);
+  fs.writeFileSync(`${file}.tmp`, await renderSvg(spec as Parameters<typeof renderSvg>[0]));
+  fs.renameSync(`${file}.tmp`, file);
 }
 
 /** One shell command per trial (for Slurm arrays, GNU parallel, ...). */

@@ -53,7 +53,7 @@ export interface VerifyOptions {
   log?: (line: string) => void;
 }
 
-const ORDER = ['pretrain', 'sft', 'label', 'train-reward', 'ppo'];
+const ORDER = ['pretrain', 'sft', 'label', 'train-reward', 'ppo', 'rloo', 'grpo', 'dpo'];
 
 /** Stage directories of a run in pipeline order: top-level stages, then round-<r>/ stages, then eval. */
 export function findStageDirs(runDir: string): string[] {
@@ -189,6 +189,16 @@ async function rerunStage(runDir: string, rel: string, m: PipelineManifest, tmp:
       // parents are [start policy, KL reference, reward model] (src/stages/ppo.ts); later rounds start from the previous round's policy.
       loaded.config.ppo = { ...loaded.config.ppo!, policy: parents[1], reward_model: parents[2] };
       await (await import('../stages/ppo.js')).runPpo(loaded, { ...force, stage: 'ppo', policy: parents[0], rewardModel: parents[2] });
+      break;
+    case 'rloo':
+    case 'grpo': {
+      // parents as PPO's: [start policy, KL reference, reward model]
+      loaded.config[m.stage] = { ...loaded.config[m.stage]!, policy: parents[1], reward_model: parents[2] } as never;
+      await (await import('../stages/group-rl.js')).runGroupRl(loaded, m.stage, { ...force, policy: parents[0], rewardModel: parents[2] });
+      break;
+    }
+    case 'dpo':
+      await (await import('../stages/dpo.js')).runDpo(loaded, force);
       break;
     case 'eval':
       await (await import('../stages/eval.js')).runEval(loaded, parents, force);

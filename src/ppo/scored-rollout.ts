@@ -1,0 +1,75 @@
+import type { PpoConfig } from '../config/schema.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { mean } from '../util/arrays.js';
+import type { Rng } from '../util/rng.js';
+import { readHost, responseLogprobs, rewardScores, sampleEpisodes, type Episodes } from './rollout.js';
+import type { IterationInput, PpoModels } from './trainer.js';
+
+/** One iteration's responses with what every RL method needs of them, on the host. */
+export interface ScoredRollout {
+  episodes: Episodes;
+  /** [B·R] log-probs of the response tokens under the policy that sampled them, and under the reference. */
+  oldLogp: Float32Array;
+  refLogp: Float32Array;
+  /** Per response: the normalised reward-model score, clipped and EOS-penalised as configured. */
+  scores: Float64Array;
+  lengths: number[];
+}
+
+/** Samples responses to the input's prompts with the KV cache and scores them (PPO, RLOO and GRPO alike). */
+export function scoredRollout(m: PpoModels, s: PpoConfig, input: IterationInput, rng: Rng): ScoredRollout {
+  const { cfg, tokenizer } = m;
+  const episodes = sampleEpisodes(
+    m.policy,
+    cfg,
+    input.prompts,
+    tokenizer,
+    { maxNewTokens: s.response_length, temperature: s.temperature, topK: s.top_k, topP: s.top_p, stopIds: input.stopIds },
+    rng,
+  );
+  const oldLogp = readHost(() => responseLogprobs(m.policy, cfg, episodes, s.temperature).logp);
+  const refLogp = readHost(() => responseLogprobs(m.reference, cfg, episodes, s.temperature).logp);
+  const scores = rewardScores(m.reward, m.rewardCfg, episodes, m.rewardNorm, tokenizer);
+  for (let b = 0; b < episodes.B; b++) {
+    if (s.reward_clip !== undefined) scores[b] = Math.max(-s.reward_clip, Math.min(s.reward_clip, scores[b]));
+    if (s.missing_eos_penalty !== undefined && !episodes.finished[b]) scores[b] = s.missing_eos_penalty;
+  }
+  return { episodes, oldLogp, refLogp, scores, lengths: episodes.responses.map((r) => r.length) };
+}
+
+/**
+ * TRL's objective/* and val/* metrics of a rollout around a method's update
+ * statistics, plus gold/score when the task has a gold scorer: one set of
+ * names, so the methods chart together. `klSum` and `nonScore` are per response.
+ */
+export function rolloutMetrics(
+  r: ScoredRollout,
+  klSum: ArrayLike<number>,
+  nonScore: ArrayLike<number>,
+  klCoef: number,
+  stats: Record<string, number>,
+  lr: number,
+  input: IterationInput,
+  tokenizer: Tokenizer,
+): Record<string, number> {
+  const { episodes, oldLogp, lengths, scores } = r;
+  const negLogpSum = new Float64Array(episodes.B);
+  for (let b = 0; b < episodes.B; b++) for (let t = 0; t < lengths[b]; t++) negLogpSum[b] -= oldLogp[b * episodes.R + t];
+  const metrics: Record<string, number> = {
+    'objective/kl': mean(klSum),
+    'objective/entropy': mean(negLogpSum),
+    'objective/non_score_reward': mean(nonScore),
+    'objective/rlhf_reward': mean(scores) + mean(nonScore),
+    'objective/scores': mean(scores),
+    'objective/kl_coef': klCoef,
+    ...stats,
+    'val/num_eos_tokens': episodes.finished.filter(Boolean).length,
+    'val/response_length': mean(lengths),
+    lr,
+  };
+  if (input.gold) {
+    const gold = input.gold;
+    metrics['gold/score'] = mean(episodes.responses.map((resp, b) => gold(input.promptTexts[b], tokenizer.decode(resp))));
+  }
+  return metrics;
+}

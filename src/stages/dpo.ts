@@ -1,0 +1,155 @@
+import { tf } from '../backend/tf.js';
+import { loadCheckpoint, readCheckpointMeta } from '../checkpoint/checkpoint.js';
+import { ConfigError, type LoadedConfig } from '../config/load.js';
+import { DataError } from '../data/corpus.js';
+import { dpoLoss, type DpoLossKind } from '../dpo/loss.js';
+import { sequenceLogps } from '../dpo/logps.js';
+import { preferencePairs } from '../dpo/pairs.js';
+import { labelComparisonsPath, readComparisons } from '../label/comparisons.js';
+import type { GptConfig } from '../model/config.js';
+import { disposeParams, type Params } from '../model/gpt.js';
+import { sftBatch, tokenizeDemonstrations, type SftSequence } from '../sft/examples.js';
+import { mean, splitEveryKth } from '../util/arrays.js';
+import { parentCheckpoint } from './sft.js';
+import { handOver, runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
+
+/** A preference pair, tokenised, with its responses' log-probabilities under the (frozen) reference. */
+interface Pair {
+  chosen: SftSequence;
+  rejected: SftSequence;
+  refChosen: number;
+  refRejected: number;
+}
+
+/** TRL's DPO metric names, in the order dpoStats stacks them. */
+const STAT_NAMES = ['rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected'] as const;
+
+/** Summed response log-probs of `seqs` (evaluation mode), `chunk` rows at a time. */
+function logpsOf(params: Params, cfg: GptConfig, seqs: readonly SftSequence[], padId: number, chunk: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < seqs.length; i += chunk) {
+    const t = tf.tidy(() => sequenceLogps(params, cfg, sftBatch(seqs.slice(i, i + chunk), padId), false));
+    out.push(...t.dataSync());
+    t.dispose();
+  }
+  return out;
+}
+
+/**
+ * Loss and the six TRL statistics of `pairs` under `params`: the batch holds
+ * the chosen responses, then the rejected ones. Call inside tidy/variableGrads.
+ */
+function dpoTerms(params: Params, cfg: GptConfig, pairs: readonly Pair[], padId: number, beta: number, kind: DpoLossKind, training: boolean, seed?: number) {
+  const n = pairs.length;
+  const logps = sequenceLogps(params, cfg, sftBatch([...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)], padId), training, seed);
+  const policyChosen = logps.slice(0, n);
+  const policyRejected = logps.slice(n, n);
+  const r = dpoLoss({ policyChosen, policyRejected, refChosen: tf.tensor1d(pairs.map((p) => p.refChosen)), refRejected: tf.tensor1d(pairs.map((p) => p.refRejected)) }, beta, kind);
+  const stats = tf.stack([
+    r.chosenRewards.mean(),
+    r.rejectedRewards.mean(),
+    tf.greater(r.chosenRewards, r.rejectedRewards).toFloat().mean(),
+    r.chosenRewards.sub(r.rejectedRewards).mean(),
+    policyChosen.mean(),
+    policyRejected.mean(),
+  ]);
+  return { loss: r.loss, stats };
+}
+
+/**
+ * `rlhf dpo`: Direct Preference Optimisation on the label stage's comparisons.
+ * The policy starts from the SFT model, which is also the frozen reference;
+ * its log-probabilities of every response are computed once, before training.
+ * Pairs come from each ranking as `dpo.pairs` says, split into train and
+ * held-out by comparison; the loop, checkpoints and resume are the supervised
+ * stages' own.
+ */
+export function runDpo(loaded: LoadedConfig, opts: StageOptions = {}): Promise<StageResult> {
+  const { config, file } = loaded;
+  return runSupervisedStage(loaded, 'dpo', opts, (resumed) => {
+    const cfg = config.dpo;
+    if (!cfg) throw new ConfigError(`${file}: dpo: section missing`);
+    const parent = parentCheckpoint(loaded, cfg.init_from, 'sft');
+    const model = readCheckpointMeta(parent).model;
+    const dataFile = cfg.data?.path ?? labelComparisonsPath(config);
+    const reference = loadCheckpoint(parent, { expectHead: 'lm' });
+    const { tokenizer } = reference;
+    let train: Pair[];
+    let evaluation: Pair[];
+    let comparisons: number;
+    try {
+      const records = readComparisons(dataFile);
+      comparisons = records.length;
+      const items = records
+        .map(({ value: c, line }) => ({
+          seqs: tokenizeDemonstrations(c.responses.map((response) => ({ prompt: c.prompt, response, source: `${dataFile}:${line}` })), tokenizer, model.context_length).sequences,
+          pairs: preferencePairs(c, cfg.pairs),
+        }))
+        .filter((c) => c.pairs.length > 0);
+      const seqs = items.flatMap((c) => c.seqs);
+      const refLogps = logpsOf(reference.params, model, seqs, tokenizer.padId, cfg.batch_size);
+      let offset = 0;
+      const grouped = items.map((c) => {
+        const base = offset;
+        offset += c.seqs.length;
+        return c.pairs.map(([b, w]): Pair => ({ chosen: c.seqs[b], rejected: c.seqs[w], refChosen: refLogps[base + b], refRejected: refLogps[base + w] }));
+      });
+      // split by comparison, so no held-out pair shares a response with a training pair
+      const split = splitEveryKth(grouped, cfg.eval_fraction);
+      train = split.train.flat();
+      evaluation = split.evaluation.flat();
+    } catch (err) {
+      if (!resumed) disposeParams(reference.params);
+      throw err;
+    } finally {
+      // resumed: the weights come from the checkpoint, the reference was only needed for its log-probs
+      if (resumed) disposeParams(reference.params);
+    }
+    if (train.length === 0 || evaluation.length === 0) {
+      if (!resumed) disposeParams(reference.params);
+      throw new DataError(`${dataFile}: too few comparisons with a preference for a train/eval split`);
+    }
+    const B = cfg.batch_size;
+    const padId = tokenizer.padId;
+    // Statistics of the micro-batches of the last step (not a window average, so a resumed run logs the same numbers).
+    const recent: Float32Array[] = [];
+    return {
+      head: 'lm',
+      model,
+      tokenizer,
+      settings: cfg,
+      parents: [parent],
+      tokensPerStep: Math.round(2 * B * cfg.grad_accum_steps * mean(train.map((p) => (p.chosen.ids.length + p.rejected.ids.length) / 2))),
+      batchRows: 2 * B,
+      initialParams: handOver(reference.params, 'dpo'),
+      microBatch: (params, rng) => {
+        const pairs = Array.from({ length: B }, () => train[rng.int(train.length)]);
+        const seed = model.dropout > 0 ? rng.seed() : undefined;
+        return () => {
+          const { loss, stats } = dpoTerms(params, model, pairs, padId, cfg.beta, cfg.loss, true, seed);
+          recent.push(stats.dataSync() as Float32Array);
+          if (recent.length > cfg.grad_accum_steps) recent.shift();
+          return loss;
+        };
+      },
+      stepMetrics: () => Object.fromEntries(STAT_NAMES.map((name, j) => [name, mean(recent.map((s) => s[j]))])),
+      evaluate: (params) => {
+        let loss = 0;
+        const sums = new Float64Array(STAT_NAMES.length);
+        for (let i = 0; i < evaluation.length; i += B) {
+          const part = evaluation.slice(i, i + B);
+          const t = tf.tidy(() => {
+            const r = dpoTerms(params, model, part, padId, cfg.beta, cfg.loss, false);
+            return tf.concat([r.loss.reshape([1]), r.stats]);
+          });
+          const v = t.dataSync();
+          t.dispose();
+          loss += v[0] * part.length;
+          STAT_NAMES.forEach((_, j) => (sums[j] += v[j + 1] * part.length));
+        }
+        return { eval_loss: loss / evaluation.length, ...Object.fromEntries(STAT_NAMES.map((name, j) => [`eval_${name}`, sums[j] / evaluation.length])) };
+      },
+      describe: { parent, data: dataFile, comparisons, pairs: cfg.pairs, train_pairs: train.length, eval_pairs: evaluation.length, beta: cfg.beta, loss: cfg.loss },
+    };
+  });
+}
