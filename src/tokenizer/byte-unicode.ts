@@ -18,9 +18,6 @@ export const BYTE_TO_UNICODE: readonly string[] = buildTable();
 
 const UNICODE_TO_BYTE = new Map(BYTE_TO_UNICODE.map((ch, b) => [ch, b]));
 
-/** GPT-2's byte order: the printable bytes first, then the rest (the id order of GPT-2's first 256 tokens). */
-export const GPT2_BYTE_ORDER: readonly number[] = [...BYTE_TO_UNICODE.keys()].sort((a, b) => BYTE_TO_UNICODE[a].charCodeAt(0) - BYTE_TO_UNICODE[b].charCodeAt(0));
-
 export function bytesToUnicode(bytes: Iterable<number>): string {
   let s = '';
   for (const b of bytes) s += BYTE_TO_UNICODE[b];
