@@ -82,7 +82,7 @@ export function parseHfConfig(json: Record<string, unknown>, file: string): Impo
   if (has('add_cross_attention', false) !== false) refuse('add_cross_attention', 'true is not supported (decoder only)');
   const drops = ['resid_pdrop', 'embd_pdrop', 'attn_pdrop'].map((k) => has(k, 0.1));
   if (drops.some((p) => typeof p !== 'number' || p < 0 || p >= 1) || new Set(drops).size !== 1) {
-    refuse('resid_pdrop', `/embd_pdrop/attn_pdrop (${drops.join(', ')}) must be one rate in [0, 1) (rlhf has one dropout)`);
+    refuse('resid_pdrop/embd_pdrop/attn_pdrop', `(${drops.join(', ')}) must be one rate in [0, 1) (rlhf has one dropout)`);
   }
   model.dropout = drops[0] as number;
   if (head === 'score') {
