@@ -5,8 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { importFromHf } from '../src/hf/import.js';
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from '../src/hf/safetensors.js';
-import { parameterShapes } from '../src/model/gpt.js';
+import { disposeParams, parameterShapes } from '../src/model/gpt.js';
+import { generate } from '../src/sample/generate.js';
 import { BYTE_TO_UNICODE } from '../src/tokenizer/byte-unicode.js';
+import { Rng } from '../src/util/rng.js';
 import { expectOneLineError, rlhf } from './helpers.js';
 import { tempDir } from './hf-helpers.js';
 
@@ -76,6 +78,29 @@ describe('rlhf import', () => {
     const sft = await rlhf('sft', '-c', config);
     expect(sft.code, sft.stderr).toBe(0);
     expect(loadCheckpoint(path.join(root, 'runs', 'imported', 'sft', 'final')).tokenizer.type).toBe('gpt2');
+  });
+
+  it('lets a model whose padding is its end-of-text token stop there (pad is banned from sampling only when it is no stop token)', async () => {
+    // ln_f outputs all ones and only the end-of-text row of wte sums high: greedy decoding wants token 259 at once
+    const dir = copyOf(base, (d) =>
+      editTensors(d, (t) => {
+        t.delete('lm_head.weight');
+        t.set('ln_f.weight', { shape: [D], data: new Float32Array(D) });
+        t.set('ln_f.bias', { shape: [D], data: new Float32Array(D).fill(1) });
+        t.get('wte.weight')!.data.fill(1, 259 * D, 260 * D);
+      }),
+    );
+    const out = path.join(tempDir(), 'ckpt');
+    await importFromHf(dir, out);
+    const ckpt = loadCheckpoint(out);
+    const opts = { maxNewTokens: 3, temperature: 0, topK: 0, topP: 1 };
+    const stopping = generate(ckpt.params, ckpt.meta.model, [[258]], ckpt.tokenizer, { ...opts, stopIds: [259] }, new Rng(1));
+    expect(stopping.responses[0]).toEqual([259]);
+    expect(stopping.finished[0]).toBe(true);
+    // not a stop token: padding is never sampled
+    const padding = generate(ckpt.params, ckpt.meta.model, [[258]], ckpt.tokenizer, { ...opts, stopIds: [] }, new Rng(1));
+    expect(padding.responses[0]).not.toContain(259);
+    disposeParams(ckpt.params);
   });
 
   it('imports a sequence classifier without rlhf metadata as a scorer with a zero score bias', async () => {
