@@ -16,8 +16,8 @@ const { tokenizer: tok, params, meta } = ckpt;
 const cfg = meta.model;
 const texts = given.length ? given : ['The little fox', 'Hello, world!\nA second line.', "it's 42 — naïve café 🤗", 'abc', '  spaces   here '];
 const ref = { head: meta.head, texts, text_ids: texts.map((t) => tok.encode(t)) };
-const banned = [tok.padId, ...(tok.unkId !== undefined ? [tok.unkId] : [])].filter((id) => id !== tok.eosId);
-ref.banned = banned;
+// generate() never samples padding or <unk> when they are no stop token (here: no stop tokens)
+ref.banned = [tok.padId, ...(tok.unkId !== undefined ? [tok.unkId] : [])];
 const rows = texts.map((t) => encodePrompt(tok, t).slice(0, cfg.context_length));
 if (meta.head === 'lm') {
   ref.rows = rows;

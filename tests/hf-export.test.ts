@@ -11,7 +11,8 @@ import { foldRewardHead } from '../src/hf/reward-fold.js';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../src/hf/safetensors.js';
 import { disposeParams, type Params } from '../src/model/gpt.js';
 import { padRows, rewardInput, scoreRows } from '../src/reward/score.js';
-import { BpeTokenizer, type Tokenizer } from '../src/tokenizer/index.js';
+import { BYTE_TO_UNICODE } from '../src/tokenizer/byte-unicode.js';
+import { BpeTokenizer, Gpt2Tokenizer, type Tokenizer } from '../src/tokenizer/index.js';
 import { expectOneLineError, rlhf } from './helpers.js';
 import { bpeTokenizer, charTokenizer, randomCheckpoint, tempDir, TEXT, type Kind } from './hf-helpers.js';
 
@@ -151,6 +152,14 @@ describe('rlhf export', () => {
     got.forEach((g, i) => expect(g).toBeCloseTo(want[i], 5));
     disposeParams(exported);
     disposeParams(original.params);
+  });
+
+  it('leaves pad_token_id unset for a scorer whose padding is its EOS (GPT-2 vocabulary), so HF reads the final EOS', async () => {
+    const tok = Gpt2Tokenizer.fromVocab([...BYTE_TO_UNICODE, '<|endoftext|>'], [], 256, 256);
+    const { dir } = await randomCheckpoint(tok, 'reward');
+    const out = path.join(tempDir(), 'hf');
+    await exportToHf(dir, out);
+    expect(readJson(path.join(out, 'config.json'))).toMatchObject({ pad_token_id: null, eos_token_id: 256 });
   });
 
   it("leaves a PPO policy's value head out of the LM export (kept in metadata for import)", async () => {

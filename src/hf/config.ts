@@ -32,7 +32,9 @@ export function hfModelConfig(cfg: GptConfig, head: HeadKind, tokenizer: Tokeniz
     bos_token_id: tokenizer.eosId,
     eos_token_id: tokenizer.eosId,
     // The scorer reads the last token that is not padding, where rlhf reads its reward (the final EOS).
-    pad_token_id: tokenizer.padId,
+    // Where padding is EOS (GPT-2's vocabulary) that would skip the EOS: no pad id makes HF read
+    // the last position instead (one row per call: HF refuses unpadded batches then).
+    pad_token_id: head === 'score' && tokenizer.padId === tokenizer.eosId ? null : tokenizer.padId,
     ...(head === 'score' ? { num_labels: 1, id2label: { 0: 'LABEL_0' }, label2id: { LABEL_0: 0 } } : {}),
     torch_dtype: 'float32',
   };
