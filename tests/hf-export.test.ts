@@ -185,6 +185,14 @@ describe('rlhf export', () => {
     expect(fs.existsSync(path.join(out, 'model.safetensors'))).toBe(true);
   });
 
+  it('refuses a directory that is not a checkpoint, writing nothing', async () => {
+    const root = tempDir();
+    const r = await rlhf('export', path.join(root, 'nothing'), '--out', path.join(root, 'hf'));
+    expectOneLineError(r, /nothing\/model\.json: missing \(not a checkpoint directory\?\)/);
+    expect(r.code).toBe(2);
+    expect(fs.readdirSync(root)).toEqual([]);
+  });
+
   it('refuses a BPE vocabulary where two ids are the same bytes (a string-keyed HF vocab cannot hold both)', async () => {
     // a+b, b+c, ab+c and a+bc: ids 258 and 259 both spell "abc"
     const tok = BpeTokenizer.fromJSON({ type: 'bpe', version: 1, pretokenizer: 'gpt2', vocab_size: 262, merges: [[97, 98], [98, 99], [256, 99], [97, 257]], specials: ['<|endoftext|>', '<|pad|>'] });
