@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { configureThreads, resolveThreads, type ThreadsSetting } from '../backend/threads.js';
-import { SHAPES, shapeByName } from './shapes.js';
+import { DEFAULT_SHAPES, shapeByName } from './shapes.js';
 
 interface Split {
   shapes: string[];
@@ -52,7 +52,7 @@ async function main(): Promise<number> {
     process.stderr.write(`bench: ${(err as Error).message}\n`);
     return 2;
   }
-  const names = args.shapes.length ? args.shapes : SHAPES.map((s) => s.name);
+  const names = args.shapes.length ? args.shapes : DEFAULT_SHAPES.map((s) => s.name);
   if (names.length === 1 || argv.includes('-h') || argv.includes('--help')) {
     configureThreads(resolveThreads(args.threads, shapeByName(names[0]).cfg.d_model));
     process.argv = [process.argv[0], process.argv[1], ...args.rest, ...names.flatMap((n) => ['--shape', n])];

@@ -10,6 +10,8 @@ export interface BenchShape {
   batch: number;
   /** Timed training steps when `--steps` is not given. */
   defaultSteps: number;
+  /** Run only when named with --shape (minutes per run, GBs of memory). */
+  optIn?: boolean;
 }
 
 /** Character vocabulary of Tiny Shakespeare, as in nanoGPT's char models. */
@@ -30,7 +32,18 @@ export const SHAPES: readonly BenchShape[] = [
     batch: 8,
     defaultSteps: 8,
   },
+  {
+    name: 'gpt2-small',
+    about: 'GPT-2 small (124M), the size `rlhf import` reads from Hugging Face; opt-in: --shape gpt2-small',
+    cfg: { vocab_size: 50257, n_layer: 12, n_head: 12, d_model: 768, context_length: 1024, dropout: 0 },
+    batch: 1,
+    defaultSteps: 2,
+    optIn: true,
+  },
 ];
+
+/** The shapes `npm run bench` runs when no --shape is given. */
+export const DEFAULT_SHAPES: readonly BenchShape[] = SHAPES.filter((s) => !s.optIn);
 
 export function shapeByName(name: string): BenchShape {
   const s = SHAPES.find((x) => x.name === name);

@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
  */
 
 /** Errors caused by the user's input: one line on stderr, exit code 2, no stack. */
-const USER_ERRORS = new Set(['ConfigError', 'DataError', 'CheckpointError', 'StageStateError', 'BackendError', 'InterruptedError', 'UsageError', 'StageLockError', 'WorkflowError', 'VerifyError']);
+const USER_ERRORS = new Set(['ConfigError', 'DataError', 'CheckpointError', 'StageStateError', 'BackendError', 'InterruptedError', 'UsageError', 'StageLockError', 'WorkflowError', 'VerifyError', 'HfError']);
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -345,6 +345,55 @@ Examples:
         if (result.failed > 0) throw new WorkflowError(`${result.failed} of ${result.trials.length} trials failed (see ${result.summary_md})`);
       },
     );
+
+  program
+    .command('export')
+    .description('write a checkpoint as a Hugging Face model directory (GPT-2: safetensors, config, tokenizer)')
+    .argument('<checkpoint>', 'checkpoint directory (e.g. runs/NAME/ppo/final)')
+    .requiredOption('--out <dir>', 'directory to write (transformers loads it with from_pretrained)')
+    .option('--force', 'replace --out if it exists')
+    .addHelpText(
+      'after',
+      `
+A language model becomes GPT2LMHeadModel (a PPO policy's value head is left out); a reward
+model becomes GPT2ForSequenceClassification whose score is rlhf's normalised reward (the
+score bias and normalisation are folded into score.weight and ln_f.bias). Feed it what rlhf
+scores: prompt + response + <|endoftext|>.
+
+Examples:
+  rlhf export runs/quickstart/pretrain/final --out hf/quickstart
+  rlhf export runs/sentiment/train-reward/final --out hf/sentiment-rm --force`,
+    )
+    .action(async (checkpoint: string, opts: { out: string; force?: boolean }) => {
+      const { exportToHf } = await import('../hf/export.js');
+      const r = await exportToHf(checkpoint, opts.out, { force: opts.force });
+      const left = r.leftOut.length ? ` (left out: ${r.leftOut.join(', ')})` : '';
+      const folded = r.folded ? ` (score = ${r.folded.gain.toPrecision(6)}·(w·h + ${r.folded.scoreBias.toPrecision(6)}) + ${r.folded.bias.toPrecision(6)}, folded)` : '';
+      console.log(`export done: ${r.architecture}${left}${folded} → ${r.out}`);
+    });
+
+  program
+    .command('import')
+    .description('read a GPT-2-family Hugging Face model directory into a checkpoint')
+    .argument('<hf_dir>', 'directory with config.json, model.safetensors and tokenizer.json or vocab.json + merges.txt')
+    .requiredOption('--out <checkpoint>', 'checkpoint directory to write (use it as sft.init_from, --checkpoint, ...)')
+    .option('--force', 'replace --out if it exists')
+    .addHelpText(
+      'after',
+      `
+Refused with a one-line reason: other architectures, pytorch_model.bin without
+model.safetensors, untied LM heads, activations other than gelu_new, non-float32 weights.
+
+Examples:
+  rlhf import ~/models/distilgpt2 --out checkpoints/distilgpt2
+  rlhf import hf/quickstart --out runs/quickstart-back --force`,
+    )
+    .action(async (dir: string, opts: { out: string; force?: boolean }) => {
+      const { importFromHf } = await import('../hf/import.js');
+      const r = await importFromHf(dir, opts.out, { force: opts.force });
+      const m = r.model;
+      console.log(`import done: ${r.head === 'lm' ? 'language model' : 'scorer'}, ${m.n_layer} layers × ${m.d_model}, vocab ${m.vocab_size} (${r.tokenizer} tokenizer)${r.restored ? ', rlhf export restored exactly' : ''} → ${r.out}`);
+    });
 
   program
     .command('verify')

@@ -87,7 +87,8 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
   const { padId } = specials;
   // Padding and <unk> are bookkeeping tokens: sampling them would produce text
   // that does not round-trip (and unk would poison comparisons data).
-  const banned = [padId, ...(specials.unkId !== undefined ? [specials.unkId] : [])];
+  // GPT-2's vocabulary pads with its end-of-text token: a stop token stays sampleable.
+  const banned = [padId, ...(specials.unkId !== undefined ? [specials.unkId] : [])].filter((id) => !opts.stopIds.includes(id));
   const B = promptIds.length;
   const P = maxOf(promptIds.map((p) => p.length));
   if (P === 0) throw new Error('generate: every prompt is empty (prepend a start token)');

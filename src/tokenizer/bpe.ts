@@ -1,4 +1,6 @@
 import { MinHeap } from './heap.js';
+import { ChunkEncoder, RankedMerges } from './merge.js';
+import { pretokenize } from './pretokenize.js';
 import { checkKeys, checkSpecials } from './json.js';
 import { EOS_TOKEN, PAD_TOKEN, badId, type BpeTokenizerJSON, type Tokenizer } from './types.js';
 import { decodeUtf8, encodeUtf8 } from './utf8.js';
@@ -10,24 +12,8 @@ export const BPE_MIN_VOCAB = BYTE_TOKENS + 1 + SPECIALS.length;
 /** Far above any model this lab trains; keeps pair keys (a * base + b) exact. */
 export const BPE_MAX_VOCAB = 1 << 20;
 
-/**
- * GPT-2's pre-tokenisation: English contractions, letter runs and number runs
- * each with an optional leading space, punctuation runs, and whitespace (a
- * whitespace run gives its last space to the following word). Merges never
- * cross chunk boundaries, so tokens stay word-like. Every code point is a
- * letter, a number, whitespace or something else, so some alternative always
- * matches and the chunks tile the text: nothing is dropped. The `u` flag keeps
- * surrogate pairs whole.
- */
-const GPT2_PATTERN = /'(?:s|t|re|ve|m|ll|d)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+export { pretokenize };
 
-export function pretokenize(text: string): string[] {
-  return text.match(GPT2_PATTERN) ?? [];
-}
-
-/** Encoded chunks are memoised; the cap bounds memory on endless novel text. */
-const CACHE_MAX_ENTRIES = 100_000;
-const CACHE_MAX_CHUNK_CHARS = 256;
 
 /**
  * Byte-level BPE in the style of GPT-2. Ids 0..255 are the bytes of the UTF-8
@@ -43,12 +29,11 @@ export class BpeTokenizer implements Tokenizer {
   readonly padId: number;
 
   private readonly merges: [number, number][];
-  /** left * keyBase + right -> rank of the merge that joins them. */
-  private readonly ranks = new Map<number, number>();
+  private readonly ranked: RankedMerges;
   /** id -> the bytes it stands for (empty for specials). */
   private readonly tokenBytes: Uint8Array[] = [];
   private readonly keyBase: number;
-  private readonly cache = new Map<string, number[]>();
+  private readonly chunks = new ChunkEncoder((chunk) => this.ranked.apply(encodeUtf8(chunk)));
 
   private constructor(merges: [number, number][]) {
     this.merges = merges;
@@ -57,8 +42,8 @@ export class BpeTokenizer implements Tokenizer {
     this.padId = this.keyBase + 1;
     this.vocabSize = this.keyBase + SPECIALS.length;
     for (let b = 0; b < BYTE_TOKENS; b++) this.tokenBytes.push(Uint8Array.of(b));
-    merges.forEach(([a, b], r) => {
-      this.ranks.set(a * this.keyBase + b, r);
+    this.ranked = new RankedMerges(merges.map(([a, b], r) => [a, b, BYTE_TOKENS + r]), this.keyBase);
+    merges.forEach(([a, b]) => {
       const left = this.tokenBytes[a];
       const right = this.tokenBytes[b];
       const joined = new Uint8Array(left.length + right.length);
@@ -102,65 +87,7 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   encode(text: string): number[] {
-    const out: number[] = [];
-    for (const chunk of pretokenize(text)) {
-      let ids = this.cache.get(chunk);
-      if (ids === undefined) {
-        ids = this.encodeChunk(chunk);
-        if (chunk.length <= CACHE_MAX_CHUNK_CHARS) {
-          if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
-          this.cache.set(chunk, ids);
-        }
-      }
-      for (let i = 0; i < ids.length; i++) out.push(ids[i]);
-    }
-    return out;
-  }
-
-  /**
-   * Applies merges by rank: repeatedly join the adjacent pair with the lowest
-   * rank (leftmost first among equal pairs), as GPT-2 does. A heap over a
-   * linked list keeps this O(n log n), since one chunk can be a long run (a
-   * paragraph of CJK letters is a single \p{L}+ chunk).
-   */
-  private encodeChunk(chunk: string): number[] {
-    const tokens = encodeUtf8(chunk);
-    const n = tokens.length;
-    if (n < 2) return tokens;
-    const next = new Int32Array(n);
-    const prev = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      next[i] = i + 1 < n ? i + 1 : -1;
-      prev[i] = i - 1;
-    }
-    const dead = new Uint8Array(n);
-    // Entry = rank * 2^32 + left position: one number orders by rank, then position.
-    const heap = new MinHeap<number>((x, y) => x < y);
-    const consider = (left: number): void => {
-      const right = next[left];
-      if (left < 0 || right < 0) return;
-      const rank = this.ranks.get(tokens[left] * this.keyBase + tokens[right]);
-      if (rank !== undefined) heap.push(rank * 2 ** 32 + left);
-    };
-    for (let i = 0; i + 1 < n; i++) consider(i);
-    while (heap.size > 0) {
-      const entry = heap.pop()!;
-      const rank = Math.floor(entry / 2 ** 32);
-      const left = entry - rank * 2 ** 32;
-      const right = next[left];
-      // Entries go stale when a neighbour merges; re-check the pair is still there.
-      if (dead[left] || right < 0) continue;
-      if (this.ranks.get(tokens[left] * this.keyBase + tokens[right]) !== rank) continue;
-      tokens[left] = BYTE_TOKENS + rank;
-      dead[right] = 1;
-      next[left] = next[right];
-      if (next[right] >= 0) prev[next[right]] = left;
-      consider(prev[left]);
-      consider(left);
-    }
-    const out: number[] = [];
-    for (let i = 0; i >= 0; i = next[i]) out.push(tokens[i]);
-    return out;
+    return this.chunks.encode(text);
   }
 
   decode(ids: readonly number[]): string {

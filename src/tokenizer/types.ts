@@ -15,7 +15,7 @@ export const PAD_TOKEN = '<|pad|>';
 export const UNK_TOKEN = '<|unk|>';
 
 export interface Tokenizer {
-  readonly type: 'char' | 'bpe';
+  readonly type: 'char' | 'bpe' | 'gpt2';
   /** Number of ids, special tokens included: the model's embedding rows. */
   readonly vocabSize: number;
   readonly eosId: number;
@@ -49,7 +49,19 @@ export type BpeTokenizerJSON = {
   specials: string[];
 };
 
-export type TokenizerJSON = CharTokenizerJSON | BpeTokenizerJSON;
+export type Gpt2TokenizerJSON = {
+  type: 'gpt2';
+  version: 1;
+  /** Token strings in id order, bytes shown through GPT-2's byte-to-unicode mapping (specials as their text). */
+  vocab: string[];
+  /** "LEFT RIGHT" in rank order, as in GPT-2's merges.txt. */
+  merges: string[];
+  eos_id: number;
+  /** GPT-2 has no padding token and pads with end-of-text: pad_id may equal eos_id. */
+  pad_id: number;
+};
+
+export type TokenizerJSON = CharTokenizerJSON | BpeTokenizerJSON | Gpt2TokenizerJSON;
 
 /** Throws the uniform "bad id" error that both tokenizers use in `decode`. */
 export function badId(id: unknown, vocabSize: number): never {
