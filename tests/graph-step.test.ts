@@ -1,4 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { loadConfig } from '../src/config/load.js';
+import { readManifest } from '../src/run/stage.js';
+import { runPretrain } from '../src/stages/pretrain.js';
+import { runSft } from '../src/stages/sft.js';
+import { padBatch } from '../src/train/lm-step-runner.js';
+import { readJsonl, tinyRlhfConfig, writeConfig } from './helpers.js';
 import { tf, type Tensor } from '../src/backend/tf.js';
 import { buildGraphDef } from '../src/graph/graphdef.js';
 import { GraphFunction } from '../src/graph/session.js';
@@ -124,5 +131,43 @@ describe('GraphLmStep', () => {
     await expect(GraphLmStep.build(m.params, m.opt, { ...CFG, dropout: 0.1 }, [{ B: 2, T: 8, weights: false }], 1)).rejects.toThrow(GraphStepUnavailable);
     m.opt.dispose();
     disposeParams(m.params);
+  });
+});
+
+describe('training stages', () => {
+  afterEach(() => {
+    delete process.env.RLHF_TRAIN_STEP;
+  });
+
+  it('padBatch right-pads a weighted batch with zero-weight positions and leaves unweighted ones alone', () => {
+    const b: LmBatch = { x: Int32Array.of(1, 2, 3, 4), y: Int32Array.of(2, 3, 4, 5), weights: Float32Array.of(0, 1, 1, 1), B: 2, T: 2 };
+    const p = padBatch(b, 3);
+    expect([p.B, p.T]).toEqual([2, 3]);
+    expect(Array.from(p.x)).toEqual([1, 2, 0, 3, 4, 0]);
+    expect(Array.from(p.y)).toEqual([2, 3, 0, 4, 5, 0]);
+    expect(Array.from(p.weights!)).toEqual([0, 1, 0, 1, 1, 0]);
+    const plain = { ...b, weights: undefined };
+    expect(padBatch(plain, 3)).toBe(plain);
+  });
+
+  it('pretrain and SFT (padded, 2 micro-batches) run graph steps, record it in the manifest, and follow the eager loss curve', async () => {
+    const runs: Record<string, { pretrain: Record<string, number>[]; sft: Record<string, number>[] }> = {};
+    for (const mode of ['eager', 'auto']) {
+      process.env.RLHF_TRAIN_STEP = mode;
+      const cfg = tinyRlhfConfig('graph');
+      Object.assign(cfg.pretrain as object, { max_steps: 30, log_interval: 5, eval_interval: 30, checkpoint_interval: 30 });
+      Object.assign(cfg.sft as object, { max_steps: 12, log_interval: 3, eval_interval: 12, checkpoint_interval: 12, grad_accum_steps: 2 });
+      const loaded = loadConfig(writeConfig(cfg));
+      const pre = await runPretrain(loaded);
+      const sft = await runSft(loaded);
+      const want = mode === 'auto' ? 'graph' : 'eager';
+      for (const dir of [pre.dir, sft.dir]) expect(readManifest(dir)!.numerics!.fast_paths.train_step).toBe(want);
+      runs[mode] = { pretrain: readJsonl(path.join(pre.dir, 'metrics.jsonl')), sft: readJsonl(path.join(sft.dir, 'metrics.jsonl')) };
+    }
+    for (const stage of ['pretrain', 'sft'] as const) {
+      const [e, g] = [runs.eager[stage], runs.auto[stage]];
+      expect(g.map((r) => r.step)).toEqual(e.map((r) => r.step));
+      for (let i = 0; i < e.length; i++) expect(Math.abs(g[i].loss - e[i].loss)).toBeLessThan(1e-4);
+    }
   });
 });

@@ -19,8 +19,13 @@ export interface NumericsEnvironment {
   onednn_setting: string | null;
   cpu: { model: string; arch: string; vector_extensions: string[] };
   threads: number;
-  /** Which implementation each fast path runs: the single native kernel, or the multi-kernel composite. */
-  fast_paths: { layer_norm: 'native' | 'composite' };
+  /**
+   * Which implementation each fast path runs. layer_norm: the single native kernel,
+   * or the multi-kernel composite. train_step (stages that train a language model,
+   * recorded once steps run): one TensorFlow graph per step, eager kernels, or both
+   * (src/train/lm-step-runner.ts).
+   */
+  fast_paths: { layer_norm: 'native' | 'composite'; train_step?: 'graph' | 'eager' | 'mixed' };
 }
 
 /** What TensorFlow's native library says about itself, probed once when it loads. */
@@ -100,5 +105,7 @@ export function numericsDifference(recorded: Partial<NumericsEnvironment>, curre
   if (recorded.fast_paths && recorded.fast_paths.layer_norm !== current.fast_paths.layer_norm) {
     diffs.push(`LayerNorm ran ${recorded.fast_paths.layer_norm} there, ${current.fast_paths.layer_norm} here`);
   }
+  const [was, now] = [recorded.fast_paths?.train_step, current.fast_paths.train_step];
+  if (was !== undefined && now !== undefined && was !== now) diffs.push(`training steps ran ${was} there, ${now} here`);
   return diffs.length ? diffs.join('; ') : undefined;
 }

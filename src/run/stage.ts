@@ -277,6 +277,14 @@ export class StageRun {
     this.writeManifest();
   }
 
+  /** Records which implementation a fast path ran (`numerics.fast_paths.<key>`) once the stage knows it. */
+  setFastPath<K extends keyof NumericsEnvironment['fast_paths']>(key: K, value: NonNullable<NumericsEnvironment['fast_paths'][K]>): void {
+    const numerics = this.manifest.numerics;
+    if (!numerics) return;
+    numerics.fast_paths = { ...numerics.fast_paths, [key]: value };
+    this.writeManifest();
+  }
+
   /** Keep only the newest `keep` periodic checkpoints. */
   pruneCheckpoints(keep: number): void {
     const root = path.join(this.dir, 'checkpoints');

@@ -11,6 +11,9 @@ import { latestCheckpoint, StageRun, StageStateError, stageDir } from '../run/st
 import type { Tokenizer } from '../tokenizer/index.js';
 import { AdamW } from '../train/adamw.js';
 import { InterruptedError, trainLoop } from '../train/loop.js';
+import type { LmBatch } from '../train/lm-loss.js';
+import { graphStepWanted, LmStepRunner, type TrainStepPath } from '../train/lm-step-runner.js';
+import { optimizerStep, type StepResult } from '../train/step.js';
 import { restoreTrainingState, trainingState } from '../train/resume.js';
 import { Rng } from '../util/rng.js';
 
@@ -38,8 +41,11 @@ export interface SupervisedStage {
   tokensPerStep: number;
   /** Fresh parameters for a new run (from a parent checkpoint or random init). */
   initialParams(rng: Rng): Params;
-  /** Loss closure of one micro-batch; draws its data from `rng`. */
-  microBatch(params: Params, rng: Rng): () => Scalar;
+  /**
+   * One micro-batch, drawn from `rng`: either a loss closure, or (language-model
+   * stages) the batch itself, which may then run as a graph step (src/train/lm-step-runner.ts).
+   */
+  microBatch: ((params: Params, rng: Rng) => () => Scalar) | { lm: (rng: Rng) => LmBatch; padTo?: number };
   evaluate(params: Params): Record<string, number>;
   /** Facts stored with the final checkpoint (e.g. reward normalisation). */
   finalExtra?(params: Params): Record<string, unknown>;
@@ -93,15 +99,34 @@ export async function runSupervisedStage(
     run.logger.info({ step: startStep, checkpoint: resumeFrom.path }, 'resumed');
   }
   run.logger.info({ params: countParams(prepared.model, prepared.head), ...prepared.describe }, 'start');
+  const mb = prepared.microBatch;
+  const runner =
+    typeof mb === 'function' ? undefined : new LmStepRunner(params, optimizer, prepared.model, s.grad_clip, { graph: graphStepWanted(), padTo: mb.padTo });
+  let recordedPath: TrainStepPath | undefined;
+  const trainStep = async (lr: number): Promise<StepResult> => {
+    if (typeof mb === 'function') {
+      const losses = Array.from({ length: s.grad_accum_steps }, () => mb(params, rng));
+      return optimizerStep(params, optimizer, losses, lr, s.grad_clip);
+    }
+    const micro = Array.from({ length: s.grad_accum_steps }, () => ({
+      batch: mb.lm(rng),
+      dropoutSeed: prepared.model.dropout > 0 ? rng.seed() : undefined,
+    }));
+    const result = await runner!.step(micro, lr);
+    if (runner!.path !== recordedPath) {
+      recordedPath = runner!.path!;
+      run.setFastPath('train_step', recordedPath);
+      if (runner!.fallbackReason) run.logger.info({ reason: runner!.fallbackReason }, 'graph training step unavailable: steps run eagerly');
+    }
+    return result;
+  };
   try {
     const metrics = await trainLoop({
       run,
-      params,
-      optimizer,
       settings: s,
       startStep,
       tokensPerStep: prepared.tokensPerStep,
-      microBatches: () => Array.from({ length: s.grad_accum_steps }, () => prepared.microBatch(params, rng)),
+      trainStep,
       evaluate: () => prepared.evaluate(params),
       save: (path, step, withResume) =>
         saveCheckpoint(path, {
@@ -119,6 +144,7 @@ export async function runSupervisedStage(
     run.fail(err instanceof InterruptedError ? 'interrupted' : 'failed', (err as Error).message);
     throw err;
   } finally {
+    runner?.dispose();
     optimizer.dispose();
     disposeParams(params);
   }

@@ -32,6 +32,9 @@ export class GraphStepUnavailable extends Error {}
 
 const SCALARS = ['step_size', 'eps_hat', 'keep'] as const;
 
+/** Largest |graph − eager| the build-time check accepts in any loss, norm, parameter or moment after one step. */
+const SELF_CHECK_TOLERANCE = 1e-4;
+
 /** The batch shapes of one step: one entry per micro-batch. */
 export type StepShape = ReadonlyArray<{ B: number; T: number; weights: boolean }>;
 
@@ -86,6 +89,29 @@ function deviceStep(
   }
 }
 
+/** Largest |graph − eager| over every fetch, both fed the inputs of trace variant 0 (fresh moments). */
+function selfCheck(fn: GraphFunction, traced: TracedStep, params: Params, optimizer: AdamW, cfg: GptConfig, shape: StepShape): number {
+  const fresh = new AdamW(params, optimizer.options); // zero moments, like the trace's optimiser; params are only read
+  const { batches, scalars } = traceInputs(fresh, cfg, shape, 0);
+  const vars = [...params.values(), ...fresh.stateVariables];
+  const feeds: Record<string, Tensor> = { ...scalars };
+  vars.forEach((v, i) => (feeds[i < params.size ? `p${i}` : `s${i - params.size}`] = v));
+  batches.forEach((b, k) => {
+    feeds[`x${k}`] = b.x;
+    feeds[`y${k}`] = b.y;
+    if (b.weights) feeds[`w${k}`] = b.weights;
+  });
+  const out = fn.run(feeds);
+  let worst = 0;
+  for (const [key, want] of traced.eager) {
+    const got = out[key].dataSync();
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  }
+  tf.dispose([...Object.values(out), ...batches.flatMap((b) => [b.x, b.y, ...(b.weights ? [b.weights] : [])]), ...Object.values(scalars)]);
+  fresh.dispose();
+  return Number.isNaN(worst) ? Infinity : worst;
+}
+
 /** Valid placeholder batches of a step shape (token 0 everywhere, every weight 1): tracing needs values, not these. */
 function exampleBatches(shape: StepShape, fill: number): LmBatch[] {
   return shape.map(({ B, T, weights }) => ({
@@ -111,16 +137,24 @@ function batchEndpoints(ts: readonly LmBatchTensors[]): Endpoint[] {
  * batch contents. Feeds: p<i> parameters, s<i> moments, batch, scalars; fetches:
  * the same parameters and moments after the update, `loss_sum`, `norm_of_sum`.
  */
-function traceStep(params: Params, optimizer: AdamW, cfg: GptConfig, shape: StepShape, maxGradNorm: number, variant: number): BuiltGraph {
+interface TracedStep {
+  built: BuiltGraph;
+  /** What the eager run computed for each fetch, to check the loaded graph against. */
+  eager: Map<string, Float32Array>;
+}
+
+/** The trace's inputs for `variant` (batch contents and AdamW scalars differ between variants). */
+function traceInputs(optimizer: AdamW, cfg: GptConfig, shape: StepShape, variant: number) {
+  const batches = exampleBatches(shape, variant % Math.max(1, cfg.vocab_size)).map(lmBatchTensors);
+  const s = optimizer.stepScalars(1e-3 * (1 + variant));
+  const scalars = { step_size: tf.scalar(s.stepSize), eps_hat: tf.scalar(s.epsHat * (1 + variant)), keep: tf.scalar(s.keep) };
+  return { batches, scalars };
+}
+
+function traceStep(params: Params, optimizer: AdamW, cfg: GptConfig, shape: StepShape, maxGradNorm: number, variant: number): TracedStep {
   const copies: Params = new Map([...params].map(([n, v]) => [n, tf.variable(v, true)]));
   const opt = new AdamW(copies, optimizer.options);
-  const batches = exampleBatches(shape, variant % Math.max(1, cfg.vocab_size)).map(lmBatchTensors);
-  const scalarValues = opt.stepScalars(1e-3 * (1 + variant));
-  const scalars = {
-    step_size: tf.scalar(scalarValues.stepSize),
-    eps_hat: tf.scalar(scalarValues.epsHat * (1 + variant)),
-    keep: tf.scalar(scalarValues.keep),
-  };
+  const { batches, scalars } = traceInputs(opt, cfg, shape, variant);
   const vars = () => [...copies.values(), ...opt.stateVariables];
   let out: { lossSum: Scalar; normOfSum: Scalar } | undefined;
   try {
@@ -136,7 +170,8 @@ function traceStep(params: Params, optimizer: AdamW, cfg: GptConfig, shape: Step
       { key: 'loss_sum', id: tensorId(out.lossSum) },
       { key: 'norm_of_sum', id: tensorId(out.normOfSum) },
     ];
-    return buildGraphDef(trace, feeds, fetches, readTensor);
+    const built = buildGraphDef(trace, feeds, fetches, readTensor);
+    return { built, eager: new Map(fetches.map((f) => [f.key, Float32Array.from(readTensor(f.id))])) };
   } finally {
     if (out) tf.dispose([out.lossSum, out.normOfSum]);
     tf.dispose(batches.flatMap((b) => [b.x, b.y, ...(b.weights ? [b.weights] : [])]));
@@ -162,26 +197,39 @@ export class GraphLmStep {
   }
 
   /**
-   * Traces and loads the step for batches of `shape`. Throws GraphStepUnavailable
-   * (with the reason) where the graph cannot reproduce the eager step: dropout
-   * (its masks are drawn on the host per step), a host read-back inside the step,
-   * or a host value that differs between two traces.
+   * Traces and loads the step for batches of `shape`, then runs the loaded graph
+   * once on the first trace's inputs and compares every output with what the eager
+   * run computed. Throws GraphStepUnavailable (with the reason) where the graph
+   * cannot reproduce the eager step: dropout (its masks are drawn on the host per
+   * step), a host read-back inside the step, a host value that differs between two
+   * traces, a graph TensorFlow will not load, or a self-check difference ≥ 1e-4.
    */
   static async build(params: Params, optimizer: AdamW, cfg: GptConfig, shape: StepShape, maxGradNorm: number): Promise<GraphLmStep> {
     if (tf.getBackend() !== 'tensorflow') throw new GraphStepUnavailable('the graph step needs the native TensorFlow backend');
     if (cfg.dropout > 0) throw new GraphStepUnavailable('dropout masks are drawn on the host per step');
-    let first: BuiltGraph;
-    let second: BuiltGraph;
+    let first: TracedStep;
+    let second: TracedStep;
     try {
       first = traceStep(params, optimizer, cfg, shape, maxGradNorm, 0);
       second = traceStep(params, optimizer, cfg, shape, maxGradNorm, 1);
     } catch (err) {
       throw new GraphStepUnavailable(`tracing failed: ${(err as Error).message}`);
     }
-    if (!equalBytes(first.bytes, second.bytes)) {
+    if (!equalBytes(first.built.bytes, second.built.bytes)) {
       throw new GraphStepUnavailable('two traces at different inputs gave different graphs (a per-step host value would be baked in)');
     }
-    return new GraphLmStep(await GraphFunction.load(first), shape);
+    let fn: GraphFunction;
+    try {
+      fn = await GraphFunction.load(first.built);
+    } catch (err) {
+      throw new GraphStepUnavailable(`TensorFlow did not load the traced graph: ${(err as Error).message.split('\n')[0]}`);
+    }
+    const worst = selfCheck(fn, first, params, optimizer, cfg, shape);
+    if (!(worst < SELF_CHECK_TOLERANCE)) {
+      fn.dispose();
+      throw new GraphStepUnavailable(`the graph's first step differs from the eager step by ${worst} (tolerance ${SELF_CHECK_TOLERANCE})`);
+    }
+    return new GraphLmStep(fn, shape);
   }
 
   /**
