@@ -154,6 +154,12 @@ function textReport(r: ShapeReport, a: Args): string {
       `  train graph ${ms(gr.msPerStep)}/step (median ${ms(gr.msMedian)})  ${fmt(gr.tokensPerS)} tokens/s = ${fmtRatio(gr.tokensPerS / t.tokensPerS)} eager; ` +
         `one TF_SessionRun of ${fmt(gr.nodes)} nodes, built in ${ms(gr.buildMs)}; rounds eager/graph ms: ${gr.rounds.map(([e, g]) => `${e.toFixed(1)}/${g.toFixed(1)}`).join(', ')}`,
     );
+    const gp = gr.phases;
+    const gsum = gp.forward + gp.backward + gp.optimizer + gp.host;
+    out.push(
+      `  graph split forward ${ms(gp.forward)} (${pct(gp.forward, gsum)}) | backward + grad norm ${ms(gp.backward)} (${pct(gp.backward, gsum)}) | ` +
+        `clip + AdamW ${ms(gp.optimizer)} (${pct(gp.optimizer, gsum)}) | host (feeds, read-back, assign) ${ms(gp.host)} (${pct(gp.host, gsum)})`,
+    );
   } else if (t.graphUnavailable) out.push(`  train graph unavailable: ${t.graphUnavailable}`);
   const ph = t.phases;
   const sum = ph.forward + ph.backward + ph.clip + ph.adamw + ph.other;
@@ -243,6 +249,7 @@ function jsonReport(r: ShapeReport): Record<string, unknown> {
           build_ms: Math.round(t.graph.buildMs),
           nodes: t.graph.nodes,
           rounds_ms: t.graph.rounds.map(([e, g]) => [round(e), round(g)]),
+          phases_ms: Object.fromEntries(Object.entries(t.graph.phases).map(([k, v]) => [k, round(v)])),
         }
       : { unavailable: t.graphUnavailable ?? 'not run (--graph-rounds 0)' },
     steps: t.steps,

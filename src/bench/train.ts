@@ -48,6 +48,13 @@ export interface GraphTrainResult {
   nodes: number;
   /** Mean ms/step of each alternating round: [eager, graph]. */
   rounds: Array<[number, number]>;
+  /**
+   * Medians over instrumented steps, from graphs that stop after the loss and after
+   * the gradient norm: forward (loss graph), backward (gradients graph − loss graph,
+   * includes the norm), optimizer (whole step − gradients graph: clip factor, AdamW),
+   * host (a `run`'s wall time − its TF_SessionRun: batch upload, feeds, read-back, assignment).
+   */
+  phases: { forward: number; backward: number; optimizer: number; host: number };
 }
 
 export interface TrainResult {
@@ -170,6 +177,36 @@ function splitBackward(fwdBwd: readonly KernelRecord[], fwdOnly: readonly Kernel
   return { fwd, bwd };
 }
 
+/** The graph step's phases, by subtraction between graphs that stop earlier (see GraphTrainResult.phases). */
+async function graphPhaseSplit(
+  full: GraphLmStep,
+  params: Params,
+  optimizer: AdamW,
+  cfg: BenchShape['cfg'],
+  B: number,
+  steps: number,
+  nextBatch: () => LmBatch,
+): Promise<GraphTrainResult['phases']> {
+  const shape = [{ B, T: cfg.context_length, weights: false }];
+  const partial = [await GraphLmStep.build(params, optimizer, cfg, shape, CLIP, 'loss'), await GraphLmStep.build(params, optimizer, cfg, shape, CLIP, 'gradients')];
+  const graphs = [...partial, full];
+  const session: number[][] = graphs.map(() => []);
+  const host: number[] = [];
+  for (const g of graphs) g.run(params, optimizer, [nextBatch()], LR); // warm-up
+  for (let i = 0; i < steps; i++) {
+    graphs.forEach((g, k) => {
+      const b = nextBatch();
+      const t = performance.now();
+      g.run(params, optimizer, [b], LR);
+      session[k].push(g.lastSessionMs);
+      if (g === full) host.push(performance.now() - t - g.lastSessionMs);
+    });
+  }
+  partial.forEach((g) => g.dispose());
+  const [loss, grads, step] = session.map(median);
+  return { forward: loss, backward: Math.max(0, grads - loss), optimizer: Math.max(0, step - grads), host: median(host) };
+}
+
 export async function benchTraining(shape: BenchShape, o: TrainOptions, log: (msg: string) => void): Promise<TrainResult> {
   const { cfg, batch: B } = shape;
   const tokensPerStep = B * cfg.context_length;
@@ -223,14 +260,19 @@ export async function benchTraining(shape: BenchShape, o: TrainOptions, log: (ms
       const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
       roundMs.push([mean(times.slice(e0)), mean(graphTimes.slice(g0))]);
     }
-    graph?.dispose();
     const leakedTensors = tf.memory().numTensors - tensorsBefore;
+    let graphPhases: GraphTrainResult['phases'] | undefined;
+    if (graph) {
+      log(`training: graph phase split over ${o.phaseSteps} steps (two more graphs)`);
+      graphPhases = await graphPhaseSplit(graph, params, optimizer, cfg, B, o.phaseSteps, nextBatch);
+      graph.dispose();
+    }
     const msPerStep = times.reduce((a, b) => a + b, 0) / times.length;
     const tokensPerS = (1000 * tokensPerStep) / msPerStep;
     let graphResult: GraphTrainResult | undefined;
     if (graph) {
       const gms = graphTimes.reduce((a, b) => a + b, 0) / graphTimes.length;
-      graphResult = { msPerStep: gms, msMedian: median(graphTimes), tokensPerS: (1000 * tokensPerStep) / gms, buildMs, nodes: graph.nodes, rounds: roundMs };
+      graphResult = { msPerStep: gms, msMedian: median(graphTimes), tokensPerS: (1000 * tokensPerStep) / gms, buildMs, nodes: graph.nodes, rounds: roundMs, phases: graphPhases! };
     }
 
     log(`training: phase split over ${o.phaseSteps} steps`);

@@ -216,7 +216,7 @@ export interface BuiltGraph {
 }
 
 /**
- * GraphDef of `trace` with the given feeds (become Placeholders) and fetches
+ * GraphDef of `trace` with the given feeds (become Placeholders; unused ones are dropped) and fetches
  * (read through an Identity each, so a fetch may also be a feed or a Const).
  * `read(id)` supplies the value of a tensor made before the trace.
  */
@@ -230,7 +230,10 @@ export function buildGraphDef(trace: Trace, feeds: readonly Endpoint[], fetches:
     return m;
   };
   let count = 0;
-  feeds.forEach((f, i) => {
+  const used = new Set(trace.ops.flatMap((op) => op.inputs));
+  for (const f of fetches) used.add(f.id);
+  // A feed the traced code never read is left out of the graph (and its signature).
+  feeds.filter((f) => used.has(f.id)).forEach((f, i) => {
     const meta = metaOf(f.id);
     const name = `input_${i}`;
     graph.addNode(node(name, 'Placeholder', [], [['dtype', typeAttr(meta.dtype)], ['shape', (() => { const v = new (pb().AttrValue)(); v.setShape(shapeProto(meta.shape)); return v; })()]]));

@@ -32,9 +32,15 @@ export class GraphFunction {
     }
   }
 
-  /** Feeds every input by key; returns every output by key (new tensors the caller owns). */
+  /** Feeds the graph's inputs by key (other keys are ignored); returns every output by key (new tensors the caller owns). */
   run(inputs: Record<string, Tensor>): Record<string, Tensor> {
-    return this.model.predict(inputs as NamedTensorMap) as Record<string, Tensor>;
+    const feeds: NamedTensorMap = {};
+    for (const p of this.graph.inputs) {
+      const t = inputs[p.key];
+      if (t === undefined) throw new RangeError(`GraphFunction.run: no value for input "${p.key}"`);
+      feeds[p.key] = t;
+    }
+    return this.model.predict(feeds) as Record<string, Tensor>;
   }
 
   dispose(): void {

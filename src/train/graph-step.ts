@@ -35,6 +35,12 @@ const SCALARS = ['step_size', 'eps_hat', 'keep'] as const;
 /** Largest |graph − eager| the build-time check accepts in any loss, norm, parameter or moment after one step. */
 const SELF_CHECK_TOLERANCE = 1e-4;
 
+/**
+ * How much of the step a graph holds: all of it, or (to time the phases of the
+ * graph step, `npm run bench`) only up to the loss or to the gradients' norm.
+ */
+export type StepPart = 'step' | 'gradients' | 'loss';
+
 /** The batch shapes of one step: one entry per micro-batch. */
 export type StepShape = ReadonlyArray<{ B: number; T: number; weights: boolean }>;
 
@@ -54,7 +60,12 @@ function deviceStep(
   batches: readonly LmBatchTensors[],
   maxGradNorm: number,
   scalars: Record<(typeof SCALARS)[number], Scalar>,
-): { lossSum: Scalar; normOfSum: Scalar } {
+  upTo: StepPart,
+): { lossSum: Scalar; normOfSum?: Scalar } {
+  if (upTo === 'loss') {
+    const losses = batches.map((b) => lmTensorLoss(params, cfg, b, true));
+    return { lossSum: tf.tidy(() => (losses.length === 1 ? losses[0] : (tf.addN(losses) as Scalar))) };
+  }
   const names = [...params.keys()];
   const vars = names.map((n) => params.get(n)!);
   const keyOf = new Map(vars.map((v, i) => [v.name, names[i]]));
@@ -71,6 +82,10 @@ function deviceStep(
     const n = batches.length;
     const normOfSum = globalNorm(sum);
     const lossSum = losses.length === 1 ? tf.clone(losses[0]) : (tf.addN(losses) as Scalar);
+    if (upTo === 'gradients') {
+      tf.dispose(sum);
+      return { lossSum, normOfSum };
+    }
     tf.tidy(() => {
       // clipScale() as tensor ops: min(max / (‖g‖/n + 1e-6), 1), folded with the 1/n average.
       const clip = maxGradNorm > 0 ? tf.minimum(tf.div(maxGradNorm, tf.add(tf.div(normOfSum, n), 1e-6)), 1) : tf.scalar(1);
@@ -151,29 +166,29 @@ function traceInputs(optimizer: AdamW, cfg: GptConfig, shape: StepShape, variant
   return { batches, scalars };
 }
 
-function traceStep(params: Params, optimizer: AdamW, cfg: GptConfig, shape: StepShape, maxGradNorm: number, variant: number): TracedStep {
+function traceStep(params: Params, optimizer: AdamW, cfg: GptConfig, shape: StepShape, maxGradNorm: number, variant: number, upTo: StepPart): TracedStep {
   const copies: Params = new Map([...params].map(([n, v]) => [n, tf.variable(v, true)]));
   const opt = new AdamW(copies, optimizer.options);
   const { batches, scalars } = traceInputs(opt, cfg, shape, variant);
   const vars = () => [...copies.values(), ...opt.stateVariables];
-  let out: { lossSum: Scalar; normOfSum: Scalar } | undefined;
+  let out: { lossSum: Scalar; normOfSum?: Scalar } | undefined;
   try {
     const feeds: Endpoint[] = [
       ...vars().map((v, i) => ({ key: i < copies.size ? `p${i}` : `s${i - copies.size}`, id: tensorId(v) })),
       ...batchEndpoints(batches),
       ...SCALARS.map((k) => ({ key: k, id: tensorId(scalars[k]) })),
     ];
-    const { result, trace } = traceOps(() => deviceStep(copies, opt, cfg, batches, maxGradNorm, scalars));
+    const { result, trace } = traceOps(() => deviceStep(copies, opt, cfg, batches, maxGradNorm, scalars, upTo));
     out = result;
     const fetches: Endpoint[] = [
-      ...vars().map((v, i) => ({ key: i < copies.size ? `p${i}` : `s${i - copies.size}`, id: tensorId(v) })),
+      ...(upTo === 'step' ? vars().map((v, i) => ({ key: i < copies.size ? `p${i}` : `s${i - copies.size}`, id: tensorId(v) })) : []),
       { key: 'loss_sum', id: tensorId(out.lossSum) },
-      { key: 'norm_of_sum', id: tensorId(out.normOfSum) },
+      ...(out.normOfSum ? [{ key: 'norm_of_sum', id: tensorId(out.normOfSum) }] : []),
     ];
     const built = buildGraphDef(trace, feeds, fetches, readTensor);
     return { built, eager: new Map(fetches.map((f) => [f.key, Float32Array.from(readTensor(f.id))])) };
   } finally {
-    if (out) tf.dispose([out.lossSum, out.normOfSum]);
+    if (out) tf.dispose([out.lossSum, ...(out.normOfSum ? [out.normOfSum] : [])]);
     tf.dispose(batches.flatMap((b) => [b.x, b.y, ...(b.weights ? [b.weights] : [])]));
     tf.dispose(Object.values(scalars));
     opt.dispose();
@@ -186,9 +201,13 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export class GraphLmStep {
+  /** Wall time of the last `run`'s TF_SessionRun (tfjs-node's predict), without feeding, read-back and assignment. */
+  lastSessionMs = 0;
+
   private constructor(
     private readonly fn: GraphFunction,
     readonly shape: StepShape,
+    readonly upTo: StepPart,
   ) {}
 
   /** Number of nodes in the step's graph. */
@@ -204,14 +223,21 @@ export class GraphLmStep {
    * step), a host read-back inside the step, a host value that differs between two
    * traces, a graph TensorFlow will not load, or a self-check difference ≥ 1e-4.
    */
-  static async build(params: Params, optimizer: AdamW, cfg: GptConfig, shape: StepShape, maxGradNorm: number): Promise<GraphLmStep> {
+  static async build(
+    params: Params,
+    optimizer: AdamW,
+    cfg: GptConfig,
+    shape: StepShape,
+    maxGradNorm: number,
+    upTo: StepPart = 'step',
+  ): Promise<GraphLmStep> {
     if (tf.getBackend() !== 'tensorflow') throw new GraphStepUnavailable('the graph step needs the native TensorFlow backend');
     if (cfg.dropout > 0) throw new GraphStepUnavailable('dropout masks are drawn on the host per step');
     let first: TracedStep;
     let second: TracedStep;
     try {
-      first = traceStep(params, optimizer, cfg, shape, maxGradNorm, 0);
-      second = traceStep(params, optimizer, cfg, shape, maxGradNorm, 1);
+      first = traceStep(params, optimizer, cfg, shape, maxGradNorm, 0, upTo);
+      second = traceStep(params, optimizer, cfg, shape, maxGradNorm, 1, upTo);
     } catch (err) {
       throw new GraphStepUnavailable(`tracing failed: ${(err as Error).message}`);
     }
@@ -229,13 +255,14 @@ export class GraphLmStep {
       fn.dispose();
       throw new GraphStepUnavailable(`the graph's first step differs from the eager step by ${worst} (tolerance ${SELF_CHECK_TOLERANCE})`);
     }
-    return new GraphLmStep(fn, shape);
+    return new GraphLmStep(fn, shape, upTo);
   }
 
   /**
    * One optimiser step on `batches` (shaped like `this.shape`) at learning rate
    * `lr`: the same update as `optimizerStep(params, optimizer, batches.map(lmBatchLoss), lr, maxGradNorm)`.
    * A non-finite gradient norm leaves parameters and optimiser untouched, as there.
+   * A partial graph (`upTo` 'loss' or 'gradients') updates nothing (gradNorm NaN without gradients).
    */
   run(params: Params, optimizer: AdamW, batches: readonly LmBatch[], lr: number): StepResult {
     if (!sameStepShape(stepShapeOf(batches), this.shape)) throw new RangeError('GraphLmStep.run: batches do not match the traced shape');
@@ -256,15 +283,17 @@ export class GraphLmStep {
     });
     owned.push((feeds.step_size = tf.scalar(s.stepSize)), (feeds.eps_hat = tf.scalar(s.epsHat)), (feeds.keep = tf.scalar(s.keep)));
     let out: Record<string, Tensor>;
+    const t0 = performance.now();
     try {
       out = this.fn.run(feeds);
     } finally {
+      this.lastSessionMs = performance.now() - t0;
       tf.dispose(owned);
     }
     const n = batches.length;
-    const normOfSum = out.norm_of_sum.dataSync()[0];
+    const normOfSum = out.norm_of_sum ? out.norm_of_sum.dataSync()[0] : NaN;
     const lossSum = out.loss_sum.dataSync()[0];
-    if (Number.isFinite(normOfSum)) {
+    if (this.upTo === 'step' && Number.isFinite(normOfSum)) {
       vars.forEach((v, i) => v.assign(out[key(i)]));
       optimizer.countStep();
     }
