@@ -12,7 +12,7 @@ import type { Tokenizer } from '../tokenizer/index.js';
 import { AdamW } from '../train/adamw.js';
 import { InterruptedError, trainLoop } from '../train/loop.js';
 import type { LmBatch } from '../train/lm-loss.js';
-import { graphStepWanted, LmStepRunner, type TrainStepPath } from '../train/lm-step-runner.js';
+import { graphStepWanted, LmStepRunner } from '../train/lm-step-runner.js';
 import { optimizerStep, type StepResult } from '../train/step.js';
 import { restoreTrainingState, trainingState } from '../train/resume.js';
 import { Rng } from '../util/rng.js';
@@ -102,7 +102,7 @@ export async function runSupervisedStage(
   const mb = prepared.microBatch;
   const runner =
     typeof mb === 'function' ? undefined : new LmStepRunner(params, optimizer, prepared.model, s.grad_clip, { graph: graphStepWanted(), padTo: mb.padTo });
-  let recordedPath: TrainStepPath | undefined;
+  let loggedFallback = false;
   const trainStep = async (lr: number): Promise<StepResult> => {
     if (typeof mb === 'function') {
       const losses = Array.from({ length: s.grad_accum_steps }, () => mb(params, rng));
@@ -113,10 +113,10 @@ export async function runSupervisedStage(
       dropoutSeed: prepared.model.dropout > 0 ? rng.seed() : undefined,
     }));
     const result = await runner!.step(micro, lr);
-    if (runner!.path !== recordedPath) {
-      recordedPath = runner!.path!;
-      run.setFastPath('train_step', recordedPath);
-      if (runner!.fallbackReason) run.logger.info({ reason: runner!.fallbackReason }, 'graph training step unavailable: steps run eagerly');
+    run.recordTrainStep(runner!.path!);
+    if (runner!.fallbackReason && !loggedFallback) {
+      loggedFallback = true;
+      run.logger.info({ reason: runner!.fallbackReason }, 'graph training step unavailable: steps run eagerly');
     }
     return result;
   };

@@ -1,4 +1,4 @@
-import type { NumericsEnvironment } from '../backend/numerics.js';
+import type { TrainStepPath } from '../backend/numerics.js';
 import type { GptConfig } from '../model/config.js';
 import type { Params } from '../model/gpt.js';
 import type { AdamW } from './adamw.js';
@@ -6,8 +6,6 @@ import { GraphLmStep, GraphStepUnavailable, stepShapeOf, type StepShape } from '
 import { lmBatchLoss, type LmBatch } from './lm-loss.js';
 import { optimizerStep, type StepResult } from './step.js';
 
-/** Which implementation ran a stage's training steps (manifest `numerics.fast_paths.train_step`). */
-export type TrainStepPath = NonNullable<NumericsEnvironment['fast_paths']['train_step']>;
 
 /** `RLHF_TRAIN_STEP=eager` turns the graph step off; anything else (or unset) chooses automatically. */
 export function graphStepWanted(setting = process.env.RLHF_TRAIN_STEP): boolean {
