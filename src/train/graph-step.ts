@@ -5,10 +5,9 @@ import { readTensor, tensorId, traceOps } from '../graph/trace.js';
 import type { GptConfig } from '../model/config.js';
 import type { Params } from '../model/gpt.js';
 import { AdamW } from './adamw.js';
-import { GradAccumulator } from './accumulate.js';
 import { globalNorm } from './clip.js';
 import { lmBatchTensors, lmTensorLoss, type LmBatch, type LmBatchTensors } from './lm-loss.js';
-import type { StepResult } from './step.js';
+import { summedGradients, type StepResult } from './step.js';
 
 /**
  * The language-model training step (`optimizerStep` over `lmBatchLoss`
@@ -66,26 +65,15 @@ function deviceStep(
     const losses = batches.map((b) => lmTensorLoss(params, cfg, b, true));
     return { lossSum: tf.tidy(() => (losses.length === 1 ? losses[0] : (tf.addN(losses) as Scalar))) };
   }
-  const names = [...params.keys()];
-  const vars = names.map((n) => params.get(n)!);
-  const keyOf = new Map(vars.map((v, i) => [v.name, names[i]]));
-  const accumulator = new GradAccumulator();
-  const losses: Scalar[] = [];
+  const { sum, losses } = summedGradients(
+    params,
+    batches.map((b) => () => lmTensorLoss(params, cfg, b, true)),
+  );
   try {
-    for (const b of batches) {
-      const { value, grads } = tf.variableGrads(() => lmTensorLoss(params, cfg, b, true), vars);
-      losses.push(value as Scalar);
-      accumulator.add(new Map(Object.entries(grads).map(([k, g]) => [keyOf.get(k)!, g])));
-      tf.dispose(grads);
-    }
-    const sum = accumulator.sum();
     const n = batches.length;
     const normOfSum = globalNorm(sum);
     const lossSum = losses.length === 1 ? tf.clone(losses[0]) : (tf.addN(losses) as Scalar);
-    if (upTo === 'gradients') {
-      tf.dispose(sum);
-      return { lossSum, normOfSum };
-    }
+    if (upTo === 'gradients') return { lossSum, normOfSum };
     tf.tidy(() => {
       // clipScale() as tensor ops: min(max / (‖g‖/n + 1e-6), 1), folded with the 1/n average.
       const clip = maxGradNorm > 0 ? tf.minimum(tf.div(maxGradNorm, tf.add(tf.div(normOfSum, n), 1e-6)), 1) : tf.scalar(1);
@@ -96,11 +84,10 @@ function deviceStep(
         gradScale: tf.div(clip, n),
       });
     });
-    tf.dispose(sum);
     return { lossSum, normOfSum };
   } finally {
+    tf.dispose(sum);
     tf.dispose(losses);
-    accumulator.dispose();
   }
 }
 
