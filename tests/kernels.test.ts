@@ -1,7 +1,7 @@
 import { describe, it, expect, vi } from 'vitest';
 import { processNumerics, tf, type Tensor } from '../src/backend/tf.js';
 import { onednnRequested } from '../src/backend/numerics.js';
-import { gelu, layerNorm, sparseCrossEntropy } from '../src/model/kernels.js';
+import { embed, gelu, layerNorm, sparseCrossEntropy } from '../src/model/kernels.js';
 
 /** The plain compositions of tf ops that the fast paths replace. */
 const plain = {
@@ -27,6 +27,21 @@ function valueAndGrads(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], w: Tens
 describe('fast paths equal the plain compositions (values and gradients)', () => {
   it('runs on the native backend (the fused cross-entropy kernel is native-only)', () => {
     expect(tf.getBackend()).toBe('tensorflow');
+  });
+
+  it('embedding lookup (repeated rows sum their gradients) equals tf.gather, without reading the ids back', () => {
+    tf.tidy(() => {
+      const table = tf.randomNormal([7, 5], 0, 1, 'float32', 5);
+      const ids = tf.tensor1d([3, 0, 3, 6, 3], 'int32');
+      const w = tf.randomNormal([5, 5], 0, 1, 'float32', 6);
+      const reads = vi.spyOn(tf.backend(), 'readSync');
+      const fast = valueAndGrads((t) => embed(t, ids as never), [table], w);
+      expect(reads).not.toHaveBeenCalled();
+      reads.mockRestore();
+      const ref = valueAndGrads((t) => tf.gather(t, ids), [table], w);
+      expect(maxDiff(fast.value, ref.value)).toBe(0);
+      expect(maxDiff(fast.grads[0], ref.grads[0])).toBe(0);
+    });
   });
 
   it('LayerNorm', () => {

@@ -7,11 +7,11 @@ import { tf, type Tensor } from './tf.js';
  * observer here instead.
  */
 
-export type NativeAttr = { name: string; type: 'type' | 'float'; value: number } | { name: string; type: 'bool'; value: boolean };
+export type NativeAttr = { name: string; type: 'type' | 'float' | 'int'; value: number } | { name: string; type: 'bool'; value: boolean };
 
 interface NativeBackend {
   executeMultipleOutputs(name: string, attrs: unknown[], inputs: Tensor[], n: number): Tensor[];
-  binding: { TF_ATTR_TYPE: number; TF_ATTR_FLOAT: number; TF_ATTR_BOOL: number };
+  binding: { TF_ATTR_TYPE: number; TF_ATTR_FLOAT: number; TF_ATTR_BOOL: number; TF_ATTR_INT: number };
 }
 
 export type NativeObserver = (name: string, inputs: readonly Tensor[], ms: number) => void;
@@ -30,7 +30,7 @@ export function nativeAvailable(): boolean {
 /** Runs TensorFlow op `name` eagerly; the caller checks nativeAvailable() first. */
 export function runNativeOp(name: string, attrs: readonly NativeAttr[], inputs: Tensor[], outputs: number): Tensor[] {
   const backend = tf.backend() as unknown as NativeBackend;
-  const codes = { type: backend.binding.TF_ATTR_TYPE, float: backend.binding.TF_ATTR_FLOAT, bool: backend.binding.TF_ATTR_BOOL };
+  const codes = { type: backend.binding.TF_ATTR_TYPE, float: backend.binding.TF_ATTR_FLOAT, bool: backend.binding.TF_ATTR_BOOL, int: backend.binding.TF_ATTR_INT };
   const tfAttrs = attrs.map((a) => ({ name: a.name, type: codes[a.type], value: a.value }));
   if (!observer) return backend.executeMultipleOutputs(name, tfAttrs, inputs, outputs);
   const t0 = performance.now();

@@ -19,9 +19,16 @@ export interface NumericsEnvironment {
   onednn_setting: string | null;
   cpu: { model: string; arch: string; vector_extensions: string[] };
   threads: number;
-  /** Which implementation each fast path runs: the single native kernel, or the multi-kernel composite. */
-  fast_paths: { layer_norm: 'native' | 'composite' };
+  /**
+   * Which implementation each fast path runs. layer_norm: the single native kernel,
+   * or the multi-kernel composite. train_step (stages that train a language model,
+   * recorded once steps run): one TensorFlow graph per step, eager kernels, or both
+   * (src/train/lm-step-runner.ts).
+   */
+  fast_paths: { layer_norm: 'native' | 'composite'; train_step?: TrainStepPath };
 }
+
+export type TrainStepPath = 'graph' | 'eager' | 'mixed';
 
 /** What TensorFlow's native library says about itself, probed once when it loads. */
 export interface NativeProbe {

@@ -25,9 +25,12 @@ Options:
   --warmup N         untimed training steps first (default 3)
   --gen-batch N      generation batch (default 64)
   --gen-prompt N     prompt tokens per row (default 8)
-  --gen-new N        new tokens per row (default 32)
+  --gen-new N        new tokens per row (default 32, at most context − prompt)
   --gen-reps N       timed generate() calls per mode after a warm-up call; best counts (default 1)
   --skip-nocache     do not time generation without the KV cache (slow at gpt-10m)
+  --graph-rounds N   alternating rounds of eager and graph training steps (the same
+                     step as one TensorFlow graph, src/train/graph-step.ts); 0 = eager
+                     only (default 3)
   --profile          per-kernel tables (top ops by time) for a training step and a decode step
   --top N            rows per kernel table (default 12)
   --reference        also run the PyTorch references and print ours/theirs ratios
@@ -53,6 +56,7 @@ interface Args {
   genReps: number;
   skipNocache: boolean;
   profile: boolean;
+  graphRounds: number;
   top: number;
   reference: boolean;
   json: boolean;
@@ -83,6 +87,7 @@ function parse(argv: string[]): Args | undefined {
       'gen-reps': { type: 'string' },
       'skip-nocache': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      'graph-rounds': { type: 'string' },
       top: { type: 'string' },
       reference: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -104,6 +109,7 @@ function parse(argv: string[]): Args | undefined {
     genReps: positiveInt('gen-reps', values['gen-reps'], 1),
     skipNocache: values['skip-nocache'],
     profile: values.profile,
+    graphRounds: positiveInt('graph-rounds', values['graph-rounds'], 3, 0),
     top: positiveInt('top', values.top, 12),
     reference: values.reference,
     json: values.json,
@@ -142,6 +148,19 @@ function textReport(r: ShapeReport, a: Args): string {
     `  train      ${ms(t.msPerStep)}/step (median ${ms(t.msMedian)}, min ${ms(t.msMin)}, max ${ms(t.msMax)}; ${t.warmup} warm-up + ${t.steps} steps)` +
       `  ${fmt(t.tokensPerS)} tokens/s  ${fmt(t.gflops, 1)} GFLOP/s`,
   );
+  if (t.graph) {
+    const gr = t.graph;
+    out.push(
+      `  train graph ${ms(gr.msPerStep)}/step (median ${ms(gr.msMedian)})  ${fmt(gr.tokensPerS)} tokens/s = ${fmtRatio(gr.tokensPerS / t.tokensPerS)} eager; ` +
+        `one TF_SessionRun of ${fmt(gr.nodes)} nodes, built in ${ms(gr.buildMs)}; rounds eager/graph ms: ${gr.rounds.map(([e, g]) => `${e.toFixed(1)}/${g.toFixed(1)}`).join(', ')}`,
+    );
+    const gp = gr.phases;
+    const gsum = gp.forward + gp.backward + gp.optimizer + gp.host;
+    out.push(
+      `  graph split forward ${ms(gp.forward)} (${pct(gp.forward, gsum)}) | backward + grad norm ${ms(gp.backward)} (${pct(gp.backward, gsum)}) | ` +
+        `clip + AdamW ${ms(gp.optimizer)} (${pct(gp.optimizer, gsum)}) | host (feeds, read-back, assign) ${ms(gp.host)} (${pct(gp.host, gsum)})`,
+    );
+  } else if (t.graphUnavailable) out.push(`  train graph unavailable: ${t.graphUnavailable}`);
   const ph = t.phases;
   const sum = ph.forward + ph.backward + ph.clip + ph.adamw + ph.other;
   const o = t.ops;
@@ -158,7 +177,7 @@ function textReport(r: ShapeReport, a: Args): string {
   if (t.leakedTensors !== 0) out.push(`  WARNING    the timed loop left ${t.leakedTensors} tensors alive`);
   const b = g.breakdown;
   out.push(
-    `  generate   batch ${a.genBatch}, prompt ${a.genPrompt}, +${a.genNew} tokens: KV cache ${fmt(g.cache.tokensPerS)} tokens/s (${ms(g.cache.msPerToken)}/token step)` +
+    `  generate   batch ${a.genBatch}, prompt ${a.genPrompt}, +${Math.min(a.genNew, c.context_length - a.genPrompt)} tokens: KV cache ${fmt(g.cache.tokensPerS)} tokens/s (${ms(g.cache.msPerToken)}/token step)` +
       (g.nocache ? ` | no cache ${fmt(g.nocache.tokensPerS)} tokens/s (${ms(g.nocache.msPerToken)}/token step)` : ' | no cache skipped'),
   );
   out.push(
@@ -173,7 +192,9 @@ function textReport(r: ShapeReport, a: Args): string {
       const tg = (trainFlopsPerToken(c) * r.torch.tokens_per_s) / 1e9;
       out.push(
         `    train    ${r.torch.impl}: ${ms(r.torch.ms_per_step)}/step, ${fmt(r.torch.tokens_per_s)} tokens/s, ${fmt(tg, 1)} GFLOP/s` +
-          ` → ours/theirs ${fmtRatio(ratio(t.tokensPerS, r.torch.tokens_per_s))} (tokens/s)`,
+          ` → ours/theirs ${fmtRatio(ratio(t.tokensPerS, r.torch.tokens_per_s))} eager` +
+          (t.graph ? `, ${fmtRatio(ratio(t.graph.tokensPerS, r.torch.tokens_per_s))} graph` : '') +
+          ' (tokens/s)',
       );
     }
     if (r.hf) {
@@ -220,6 +241,17 @@ function jsonReport(r: ShapeReport): Record<string, unknown> {
     gen_tokens_per_s_cache: Math.round(g.cache.tokensPerS),
     gen_tokens_per_s_nocache: g.nocache ? Math.round(g.nocache.tokensPerS) : null,
     ms_per_step_median: round(t.msMedian),
+    graph: t.graph
+      ? {
+          ms_per_step: round(t.graph.msPerStep),
+          ms_per_step_median: round(t.graph.msMedian),
+          tokens_per_s: Math.round(t.graph.tokensPerS),
+          build_ms: Math.round(t.graph.buildMs),
+          nodes: t.graph.nodes,
+          rounds_ms: t.graph.rounds.map(([e, g]) => [round(e), round(g)]),
+          phases_ms: Object.fromEntries(Object.entries(t.graph.phases).map(([k, v]) => [k, round(v)])),
+        }
+      : { unavailable: t.graphUnavailable ?? 'not run (--graph-rounds 0)' },
     steps: t.steps,
     warmup: t.warmup,
     batch: shape.batch,
@@ -252,6 +284,7 @@ function jsonReport(r: ShapeReport): Record<string, unknown> {
     const rr = (x: number | undefined) => (x === undefined ? null : round(x, 3));
     obj.ratio = {
       tokens_per_s: rr(ratio(t.tokensPerS, r.torch?.tokens_per_s)),
+      graph_tokens_per_s: t.graph ? rr(ratio(t.graph.tokensPerS, r.torch?.tokens_per_s)) : null,
       gen_tokens_per_s_cache: rr(ratio(g.cache.tokensPerS, r.hf?.gen_tokens_per_s_cache)),
       gen_tokens_per_s_nocache: g.nocache ? rr(ratio(g.nocache.tokensPerS, r.hf?.gen_tokens_per_s_nocache)) : null,
     };
@@ -301,7 +334,7 @@ async function main(): Promise<number> {
     // Ours and theirs back to back per shape, so both see the same machine load.
     report.train = await benchTraining(
       shape,
-      { steps, warmup: args.warmup, phaseSteps: Math.min(5, Math.max(3, steps)), profileRuns: args.profile ? 3 : 1, seed: 1234 },
+      { steps, warmup: args.warmup, phaseSteps: Math.min(5, Math.max(3, steps)), profileRuns: args.profile ? 3 : 1, seed: 1234, graphRounds: args.graphRounds },
       log,
     );
     if (ref) {
@@ -313,7 +346,9 @@ async function main(): Promise<number> {
         report.refError = err.message;
       }
     }
-    const g = { batch: args.genBatch, promptLen: args.genPrompt, newTokens: args.genNew, reps: args.genReps, skipNocache: args.skipNocache };
+    // A short-context shape (ci: 32) cannot take prompt + 32 new tokens: fewer new tokens there.
+    const newTokens = Math.min(args.genNew, shape.cfg.context_length - args.genPrompt);
+    const g = { batch: args.genBatch, promptLen: args.genPrompt, newTokens, reps: args.genReps, skipNocache: args.skipNocache };
     report.gen = await benchGeneration(shape, { ...g, profile: args.profile, seed: 4321 }, log);
     if (ref) {
       try {

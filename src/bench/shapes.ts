@@ -26,6 +26,20 @@ export const SHAPES: readonly BenchShape[] = [
     defaultSteps: 30,
   },
   {
+    name: 'ci',
+    about: 'configs/ci.yaml model (randomwalks, char vocab 28) at its PPO minibatch of 16 rows, full context',
+    cfg: { vocab_size: 28, n_layer: 2, n_head: 2, d_model: 48, context_length: 32, dropout: 0 },
+    batch: 16,
+    defaultSteps: 60,
+  },
+  {
+    name: 'sentiment',
+    about: 'configs/sentiment.yaml model (char vocab 46) at its PPO minibatch of 8 rows, full context',
+    cfg: { vocab_size: 46, n_layer: 3, n_head: 4, d_model: 96, context_length: 80, dropout: 0 },
+    batch: 8,
+    defaultSteps: 40,
+  },
+  {
     name: 'gpt-10m',
     about: "nanoGPT's shakespeare_char GPU recipe (~10M parameters)",
     cfg: { vocab_size: CHAR_VOCAB, n_layer: 6, n_head: 6, d_model: 384, context_length: 256, dropout: 0 },

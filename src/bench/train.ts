@@ -1,9 +1,10 @@
 import { tf, type Scalar, type Tensor, type Variable } from '../backend/tf.js';
 import { trainFlopsPerToken } from '../model/config.js';
-import { forward, initParams, lmLogits, disposeParams, type Params } from '../model/gpt.js';
-import { meanTokenNll } from '../model/loss.js';
+import { initParams, disposeParams, type Params } from '../model/gpt.js';
 import { AdamW } from '../train/adamw.js';
 import { clipScale, globalNorm } from '../train/clip.js';
+import { GraphLmStep, GraphStepUnavailable } from '../train/graph-step.js';
+import { lmBatchLoss, type LmBatch } from '../train/lm-loss.js';
 import { optimizerStep } from '../train/step.js';
 import { Rng } from '../util/rng.js';
 import { aggregate, profileKernels, totalMs, type KernelRecord, type OpRow } from './opprofile.js';
@@ -37,6 +38,25 @@ export interface PhaseOps {
   profiledWallMs: number;
 }
 
+/** The same training step as one TensorFlow graph (src/train/graph-step.ts), timed in alternation with the eager one. */
+export interface GraphTrainResult {
+  msPerStep: number;
+  msMedian: number;
+  tokensPerS: number;
+  /** Trace twice, load, self-check. */
+  buildMs: number;
+  nodes: number;
+  /** Mean ms/step of each alternating round: [eager, graph]. */
+  rounds: Array<[number, number]>;
+  /**
+   * Medians over instrumented steps, from graphs that stop after the loss and after
+   * the gradient norm: forward (loss graph), backward (gradients graph − loss graph,
+   * includes the norm), optimizer (whole step − gradients graph: clip factor, AdamW),
+   * host (a `run`'s wall time − its TF_SessionRun: batch upload, feeds, read-back, assignment).
+   */
+  phases: { forward: number; backward: number; optimizer: number; host: number };
+}
+
 export interface TrainResult {
   params: number;
   steps: number;
@@ -59,6 +79,9 @@ export interface TrainResult {
   profileRuns: number;
   /** Tensors left alive by the timed loop (should be 0). */
   leakedTensors: number;
+  graph?: GraphTrainResult;
+  /** Why the graph step could not be built. */
+  graphUnavailable?: string;
 }
 
 export interface TrainOptions {
@@ -69,6 +92,8 @@ export interface TrainOptions {
   /** Profiled steps for the per-kernel tables (≥ 1: the kernel counts are always reported). */
   profileRuns: number;
   seed: number;
+  /** Alternating eager/graph rounds (0: eager only). */
+  graphRounds: number;
 }
 
 interface Batch {
@@ -86,16 +111,9 @@ function randomBatch(rng: Rng, n: number, vocab: number): Batch {
   return { x, y };
 }
 
-/** The pretraining loss on one [B, T] batch, as a closure for `variableGrads`. */
-function lossClosure(params: Params, shape: BenchShape, b: Batch): () => Scalar {
-  const { cfg, batch: B } = shape;
-  const T = cfg.context_length;
-  return () => {
-    const x = tf.tensor2d(b.x, [B, T], 'int32');
-    const y = tf.tensor1d(b.y, 'int32');
-    const { hidden } = forward(params, cfg, x, { training: false });
-    return meanTokenNll(lmLogits(params, hidden), y);
-  };
+/** The pretraining loss on one [B, T] batch, as a closure for `variableGrads` (the loss the graph step traces). */
+function lossClosure(params: Params, shape: BenchShape, b: LmBatch): () => Scalar {
+  return () => lmBatchLoss(params, shape.cfg, b, true);
 }
 
 export function median(xs: readonly number[]): number {
@@ -159,6 +177,36 @@ function splitBackward(fwdBwd: readonly KernelRecord[], fwdOnly: readonly Kernel
   return { fwd, bwd };
 }
 
+/** The graph step's phases, by subtraction between graphs that stop earlier (see GraphTrainResult.phases). */
+async function graphPhaseSplit(
+  full: GraphLmStep,
+  params: Params,
+  optimizer: AdamW,
+  cfg: BenchShape['cfg'],
+  B: number,
+  steps: number,
+  nextBatch: () => LmBatch,
+): Promise<GraphTrainResult['phases']> {
+  const shape = [{ B, T: cfg.context_length, weights: false }];
+  const partial = [await GraphLmStep.build(params, optimizer, cfg, shape, CLIP, 'loss'), await GraphLmStep.build(params, optimizer, cfg, shape, CLIP, 'gradients')];
+  const graphs = [...partial, full];
+  const session: number[][] = graphs.map(() => []);
+  const host: number[] = [];
+  for (const g of graphs) g.run(params, optimizer, [nextBatch()], LR); // warm-up
+  for (let i = 0; i < steps; i++) {
+    graphs.forEach((g, k) => {
+      const b = nextBatch();
+      const t = performance.now();
+      g.run(params, optimizer, [b], LR);
+      session[k].push(g.lastSessionMs);
+      if (g === full) host.push(performance.now() - t - g.lastSessionMs);
+    });
+  }
+  partial.forEach((g) => g.dispose());
+  const [loss, grads, step] = session.map(median);
+  return { forward: loss, backward: Math.max(0, grads - loss), optimizer: Math.max(0, step - grads), host: median(host) };
+}
+
 export async function benchTraining(shape: BenchShape, o: TrainOptions, log: (msg: string) => void): Promise<TrainResult> {
   const { cfg, batch: B } = shape;
   const tokensPerStep = B * cfg.context_length;
@@ -166,21 +214,66 @@ export async function benchTraining(shape: BenchShape, o: TrainOptions, log: (ms
   const params = initParams(cfg, 'lm', rng);
   const vars = [...params.values()];
   const optimizer = new AdamW(params, { weight_decay: WEIGHT_DECAY });
-  const nextLoss = () => lossClosure(params, shape, randomBatch(rng, tokensPerStep, cfg.vocab_size));
+  const nextBatch = (): LmBatch => ({ ...randomBatch(rng, tokensPerStep, cfg.vocab_size), B, T: cfg.context_length });
+  const nextLoss = () => lossClosure(params, shape, nextBatch());
   try {
     log(`training: ${o.warmup} warm-up + ${o.steps} timed steps`);
     for (let i = 0; i < o.warmup; i++) optimizerStep(params, optimizer, [nextLoss()], LR, CLIP);
-    const tensorsBefore = tf.memory().numTensors;
-    const times: number[] = [];
-    for (let i = 0; i < o.steps; i++) {
-      const loss = nextLoss(); // host-side random data is not part of the step
+    let graph: GraphLmStep | undefined;
+    let graphUnavailable: string | undefined;
+    let buildMs = 0;
+    if (o.graphRounds > 0) {
+      log('training: building the graph step (two traces, load, self-check)');
       const t = performance.now();
-      optimizerStep(params, optimizer, [loss], LR, CLIP);
-      times.push(performance.now() - t);
+      try {
+        graph = await GraphLmStep.build(params, optimizer, cfg, [{ B, T: cfg.context_length, weights: false }], CLIP);
+      } catch (err) {
+        if (!(err instanceof GraphStepUnavailable)) throw err;
+        graphUnavailable = err.message;
+      }
+      buildMs = performance.now() - t;
+      if (graph) for (let i = 0; i < o.warmup; i++) graph.run(params, optimizer, [nextBatch()], LR);
+    }
+    const tensorsBefore = tf.memory().numTensors;
+    // Eager and graph steps alternate in rounds on the same model, so both see the same machine load.
+    const rounds = graph ? o.graphRounds : 1;
+    const times: number[] = [];
+    const graphTimes: number[] = [];
+    const roundMs: Array<[number, number]> = [];
+    for (let r = 0; r < rounds; r++) {
+      const n = Math.max(1, Math.round(o.steps / rounds));
+      const e0 = times.length;
+      for (let i = 0; i < n; i++) {
+        const loss = nextLoss(); // host-side random data is not part of the step
+        const t = performance.now();
+        optimizerStep(params, optimizer, [loss], LR, CLIP);
+        times.push(performance.now() - t);
+      }
+      if (!graph) break;
+      const g0 = graphTimes.length;
+      for (let i = 0; i < n; i++) {
+        const b = nextBatch();
+        const t = performance.now();
+        graph.run(params, optimizer, [b], LR);
+        graphTimes.push(performance.now() - t);
+      }
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      roundMs.push([mean(times.slice(e0)), mean(graphTimes.slice(g0))]);
     }
     const leakedTensors = tf.memory().numTensors - tensorsBefore;
+    let graphPhases: GraphTrainResult['phases'] | undefined;
+    if (graph) {
+      log(`training: graph phase split over ${o.phaseSteps} steps (two more graphs)`);
+      graphPhases = await graphPhaseSplit(graph, params, optimizer, cfg, B, o.phaseSteps, nextBatch);
+      graph.dispose();
+    }
     const msPerStep = times.reduce((a, b) => a + b, 0) / times.length;
     const tokensPerS = (1000 * tokensPerStep) / msPerStep;
+    let graphResult: GraphTrainResult | undefined;
+    if (graph) {
+      const gms = graphTimes.reduce((a, b) => a + b, 0) / graphTimes.length;
+      graphResult = { msPerStep: gms, msMedian: median(graphTimes), tokensPerS: (1000 * tokensPerStep) / gms, buildMs, nodes: graph.nodes, rounds: roundMs, phases: graphPhases! };
+    }
 
     log(`training: phase split over ${o.phaseSteps} steps`);
     const split = Array.from({ length: o.phaseSteps }, () => instrumentedStep(params, vars, optimizer, nextLoss()));
@@ -248,6 +341,8 @@ export async function benchTraining(shape: BenchShape, o: TrainOptions, log: (ms
       backwardByKernel: aggregate(backward, o.profileRuns, kernelKey),
       profileRuns: o.profileRuns,
       leakedTensors,
+      graph: graphResult,
+      graphUnavailable,
     };
   } finally {
     optimizer.dispose();

@@ -1,7 +1,7 @@
 import { tf, type Tensor, type Tensor1D, type Tensor2D, type Tensor4D, type Variable } from '../backend/tf.js';
 import type { Rng } from '../util/rng.js';
 import { GptConfig, HeadKind, headDim } from './config.js';
-import { gelu, layerNorm } from './kernels.js';
+import { embed, gelu, layerNorm } from './kernels.js';
 import { causalBias } from './masks.js';
 
 /**
@@ -138,8 +138,8 @@ export function forward(
   const dropout = new Dropout(opts.training ? cfg.dropout : 0, opts.dropoutSeed);
 
   const positions = opts.positionIds ?? tf.range(tPast, tPast + T, 1, 'int32').reshape([1, T]);
-  const tokEmb = tf.gather(params.get('wte.weight')!, inputIds.reshape([B * T]));
-  const posEmb = tf.gather(params.get('wpe.weight')!, positions.reshape([-1]));
+  const tokEmb = embed(params.get('wte.weight')!, inputIds.reshape([B * T]) as Tensor1D);
+  const posEmb = embed(params.get('wpe.weight')!, positions.reshape([-1]) as Tensor1D);
   let x = (opts.positionIds ? tokEmb.add(posEmb) : tokEmb.reshape([B, T, d]).add(posEmb).reshape([B * T, d])) as Tensor2D;
   x = dropout.apply(x);
 

@@ -102,6 +102,33 @@ function nativeLayerNorm(x: Tensor, gain: Tensor, bias: Tensor): Tensor | undefi
   return runNativeOp('_MklLayerNorm', attrs, [x, gain, bias], 1)[0];
 }
 
+let zeroAxis: Tensor | undefined;
+
+/**
+ * Rows `ids` of `table` ([V, d] × [N] int32 → [N, d]), gradient summed back into
+ * the rows (UnsortedSegmentSum, what tf.gather's gradient computes). tfjs-node's
+ * gather reads the indices back to the host to bounds-check them, a sync per call
+ * that also keeps the training step from being traced into a graph
+ * (src/graph/trace.ts); TensorFlow's GatherV2 kernel checks the bounds itself.
+ */
+export function embed(table: Tensor, ids: Tensor1D): Tensor2D {
+  const rows = table.shape[0]!;
+  const op = custom((t: Tensor, save: Save) => {
+    save([ids]); // the gradient runs after the forward's scope has disposed everything not saved
+    const gradFunc = (dy: Tensor, [idx]: Tensor[]) => [tf.unsortedSegmentSum(dy, idx as Tensor1D, rows)];
+    if (!nativeAvailable()) return { value: tf.gather(t, ids), gradFunc };
+    zeroAxis ??= tf.keep(tf.scalar(0, 'int32'));
+    const attrs: NativeAttr[] = [
+      { name: 'batch_dims', type: 'int', value: 0 },
+      { name: 'Tparams', type: 'type', value: TF_FLOAT },
+      { name: 'Tindices', type: 'type', value: TF_INT32 },
+      { name: 'Taxis', type: 'type', value: TF_INT32 },
+    ];
+    return { value: runNativeOp('GatherV2', attrs, [t, ids, zeroAxis], 1)[0], gradFunc };
+  });
+  return op(table) as Tensor2D;
+}
+
 /** TF's fused sparse softmax cross-entropy (loss and its gradient in one kernel), when on the native backend. */
 function nativeSparseXent(logits: Tensor2D, labels: Tensor1D): [Tensor1D, Tensor2D] | undefined {
   if (!nativeAvailable()) return undefined;

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { processNumerics, tf, tfThreads } from '../backend/tf.js';
-import { numericsDifference, type NumericsEnvironment } from '../backend/numerics.js';
+import { numericsDifference, type NumericsEnvironment, type TrainStepPath } from '../backend/numerics.js';
 import { configThreads } from '../backend/threads.js';
 import { checkpointHash, verifyCheckpoint } from '../checkpoint/checkpoint.js';
 import { ConfigError } from '../config/load.js';
@@ -144,6 +144,12 @@ function metricsStep(line: string): number | undefined {
   }
 }
 
+/** A resumed run continues the train_step record of the run it resumes. */
+function withResumedTrainStep(numerics: NumericsEnvironment, previous: StageManifest | undefined): NumericsEnvironment {
+  const was = previous?.numerics?.fast_paths?.train_step;
+  return was === undefined ? numerics : { ...numerics, fast_paths: { ...numerics.fast_paths, train_step: was } };
+}
+
 /**
  * One run of one stage in `runs/<name>/<stage>/`: resolved config, manifest,
  * metrics.jsonl, log.jsonl, periodic checkpoints and `final/`. Opening it is
@@ -231,7 +237,7 @@ export class StageRun {
       git_commit: gitCommit(),
       backend: tf.getBackend(),
       threads: tfThreads,
-      numerics: processNumerics(),
+      numerics: withResumedTrainStep(processNumerics(), opts.resume ? previous : undefined),
       parents,
       ...(opts.configChanges?.length ? { config_changes: opts.configChanges } : {}),
     };
@@ -274,6 +280,19 @@ export class StageRun {
     fs.ftruncateSync(this.metricsFd, 0);
     fs.writeSync(this.metricsFd, kept.map((l) => l + '\n').join(''), 0);
     this.manifest.resumed_from_step = step;
+    this.writeManifest();
+  }
+
+  /**
+   * Records how this run's training steps ran (`numerics.fast_paths.train_step`);
+   * a value other than the one recorded so far (also before a --resume) makes it `mixed`.
+   */
+  recordTrainStep(path: TrainStepPath): void {
+    const fast = this.manifest.numerics?.fast_paths;
+    if (!fast) return;
+    const merged = fast.train_step === undefined || fast.train_step === path ? path : 'mixed';
+    if (merged === fast.train_step) return;
+    fast.train_step = merged;
     this.writeManifest();
   }
 

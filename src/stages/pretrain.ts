@@ -3,7 +3,7 @@ import { DataError, describeCorpus, loadCorpus, splitTrainVal } from '../data/co
 import type { GptConfig } from '../model/config.js';
 import { initParams } from '../model/gpt.js';
 import { trainTokenizer } from '../tokenizer/index.js';
-import { evaluateLm, lmBatchLoss } from '../train/lm-loss.js';
+import { evaluateLm } from '../train/lm-loss.js';
 import { evalWindows, randomWindows } from './lm-batches.js';
 import { runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
 
@@ -39,11 +39,7 @@ export function runPretrain(loaded: LoadedConfig, opts: StageOptions = {}): Prom
       parents: [],
       tokensPerStep: B * T * cfg.grad_accum_steps,
       initialParams: (rng) => initParams(model, 'lm', rng),
-      microBatch: (params, rng) => {
-        const w = randomWindows(trainIds, B, T, rng);
-        const seed = model.dropout > 0 ? rng.seed() : undefined;
-        return () => lmBatchLoss(params, model, w, true, seed);
-      },
+      microBatch: { lm: (rng) => randomWindows(trainIds, B, T, rng) },
       evaluate: (params) => ({ val_loss: evaluateLm(params, model, valBatches).loss }),
       describe: { train_tokens: trainIds.length, val_tokens: valIds.length, vocab: model.vocab_size },
     };

@@ -6,7 +6,7 @@ import { DataError } from '../data/corpus.js';
 import { stageDir } from '../run/stage.js';
 import { readDemonstrations, sftBatch, tokenizeDemonstrations, type Demonstration } from '../sft/examples.js';
 import { getTask } from '../tasks/index.js';
-import { evaluateLm, lmBatchLoss, type LmBatch } from '../train/lm-loss.js';
+import { evaluateLm, type LmBatch } from '../train/lm-loss.js';
 import { handOver, runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
 import { splitEveryKth } from '../util/arrays.js';
 
@@ -54,11 +54,11 @@ export function runSft(loaded: LoadedConfig, opts: StageOptions = {}): Promise<S
       parents: [parent],
       tokensPerStep: Math.round(B * meanLength * cfg.grad_accum_steps),
       initialParams: handOver(init.params, 'sft'),
-      microBatch: (params, rng) => {
+      microBatch: {
         // Drawn with replacement from the RNG alone, so a resumed run continues exactly.
-        const batch = sftBatch(Array.from({ length: B }, () => train[rng.int(train.length)]), tokenizer.padId);
-        const seed = model.dropout > 0 ? rng.seed() : undefined;
-        return () => lmBatchLoss(params, model, batch, true, seed);
+        lm: (rng) => sftBatch(Array.from({ length: B }, () => train[rng.int(train.length)]), tokenizer.padId),
+        // A graph step pads every batch to the longest training sequence, so one graph serves all.
+        padTo: train.reduce((m, q) => Math.max(m, q.ids.length), 0) - 1,
       },
       evaluate: (params) => {
         const { loss, accuracy } = evaluateLm(params, model, evalBatches);

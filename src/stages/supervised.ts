@@ -11,6 +11,9 @@ import { latestCheckpoint, StageRun, StageStateError, stageDir } from '../run/st
 import type { Tokenizer } from '../tokenizer/index.js';
 import { AdamW } from '../train/adamw.js';
 import { InterruptedError, trainLoop } from '../train/loop.js';
+import type { LmBatch } from '../train/lm-loss.js';
+import { graphStepWanted, LmStepRunner } from '../train/lm-step-runner.js';
+import { optimizerStep, type StepResult } from '../train/step.js';
 import { restoreTrainingState, trainingState } from '../train/resume.js';
 import { Rng } from '../util/rng.js';
 
@@ -38,8 +41,11 @@ export interface SupervisedStage {
   tokensPerStep: number;
   /** Fresh parameters for a new run (from a parent checkpoint or random init). */
   initialParams(rng: Rng): Params;
-  /** Loss closure of one micro-batch; draws its data from `rng`. */
-  microBatch(params: Params, rng: Rng): () => Scalar;
+  /**
+   * One micro-batch, drawn from `rng`: either a loss closure, or (language-model
+   * stages) the batch itself, which may then run as a graph step (src/train/lm-step-runner.ts).
+   */
+  microBatch: ((params: Params, rng: Rng) => () => Scalar) | { lm: (rng: Rng) => LmBatch; padTo?: number };
   evaluate(params: Params): Record<string, number>;
   /** Training metrics of the logged step beyond the loss. */
   stepMetrics?(): Record<string, number>;
@@ -105,15 +111,34 @@ export async function runSupervisedStage(
     run.logger.info({ step: startStep, checkpoint: resumeFrom.path }, 'resumed');
   }
   run.logger.info({ params: countParams(prepared.model, prepared.head), ...prepared.describe }, 'start');
+  const mb = prepared.microBatch;
+  const runner =
+    typeof mb === 'function' ? undefined : new LmStepRunner(params, optimizer, prepared.model, s.grad_clip, { graph: graphStepWanted(), padTo: mb.padTo });
+  let loggedFallback = false;
+  const trainStep = async (lr: number): Promise<StepResult> => {
+    if (typeof mb === 'function') {
+      const losses = Array.from({ length: s.grad_accum_steps }, () => mb(params, rng));
+      return optimizerStep(params, optimizer, losses, lr, s.grad_clip);
+    }
+    const micro = Array.from({ length: s.grad_accum_steps }, () => ({
+      batch: mb.lm(rng),
+      dropoutSeed: prepared.model.dropout > 0 ? rng.seed() : undefined,
+    }));
+    const result = await runner!.step(micro, lr);
+    run.recordTrainStep(runner!.path!);
+    if (runner!.fallbackReason && !loggedFallback) {
+      loggedFallback = true;
+      run.logger.info({ reason: runner!.fallbackReason }, 'graph training step unavailable: steps run eagerly');
+    }
+    return result;
+  };
   try {
     const metrics = await trainLoop({
       run,
-      params,
-      optimizer,
       settings: s,
       startStep,
       tokensPerStep: prepared.tokensPerStep,
-      microBatches: () => Array.from({ length: s.grad_accum_steps }, () => prepared.microBatch(params, rng)),
+      trainStep,
       evaluate: () => prepared.evaluate(params),
       stepMetrics: prepared.stepMetrics,
       save: (path, step, withResume) =>
@@ -132,6 +157,7 @@ export async function runSupervisedStage(
     run.fail(err instanceof InterruptedError ? 'interrupted' : 'failed', (err as Error).message);
     throw err;
   } finally {
+    runner?.dispose();
     optimizer.dispose();
     disposeParams(params);
   }

@@ -135,7 +135,7 @@ function checkHyper(o: AdamWOptions): void {
  * (the last line is evaluated as p − s·m / (√v + ε·c) with c = √(1 − β2^t) and
  * s = lr·c / (1 − β1^t), identical up to float rounding and one op cheaper).
  * Moments live in non-trainable tf.Variables created in the constructor; the step
- * counter is a JS number. All per-step scalars are computed in JS (float64).
+ * counter is a JS number. All per-step scalars are computed in JS (float64): `stepScalars`.
  */
 export class AdamW {
   readonly options: Readonly<AdamWOptions>;
@@ -230,6 +230,56 @@ export class AdamW {
     if (!(Number.isFinite(gradScale) && gradScale >= 0)) {
       throw new RangeError(`AdamW.apply: gradScale must be a finite number >= 0 (got ${gradScale})`);
     }
+    const groupGrads = this.groupGrads(grads);
+    const { stepSize, epsHat, keep } = this.stepScalars(lr);
+    tf.tidy(() =>
+      this.update(groupGrads, {
+        stepSize: tf.scalar(stepSize, 'float32'),
+        epsHat: tf.scalar(epsHat, 'float32'),
+        keep: keep !== 1 ? tf.scalar(keep, 'float32') : null,
+        gradScale: gradScale !== 1 ? tf.scalar(gradScale, 'float32') : null,
+      }),
+    );
+    this.t += 1;
+  }
+
+  /**
+   * The per-step scalars of the next update (step t + 1) at learning rate `lr`,
+   * computed on the host in float64: the Adam step size s = lr·c / (1 − β1^t) with
+   * c = √(1 − β2^t), ε̂ = ε·c, and the decay factor keep = 1 − lr·λ.
+   */
+  stepScalars(lr: number): { stepSize: number; epsHat: number; keep: number } {
+    const o = this.options;
+    const t = this.t + 1;
+    const bc1 = 1 - Math.pow(o.beta1, t);
+    const c2 = Math.sqrt(1 - Math.pow(o.beta2, t));
+    return { stepSize: (lr * c2) / bc1, epsHat: o.eps * c2, keep: 1 - lr * o.weight_decay };
+  }
+
+  /**
+   * `apply` with every per-step scalar given as a float32 scalar tensor, none
+   * skipped when it is 1, and no step counted: the form a traced training step
+   * records, so the scalars become graph inputs (src/train/graph-step.ts).
+   */
+  applyScalars(grads: Grads, s: { stepSize: Tensor; epsHat: Tensor; keep: Tensor; gradScale: Tensor }): void {
+    this.alive();
+    const groupGrads = this.groupGrads(grads);
+    tf.tidy(() => this.update(groupGrads, s));
+  }
+
+  /** The moment variables (exp_avg, exp_avg_sq of each parameter group), in a fixed order. */
+  get stateVariables(): Variable[] {
+    return this.groups.flatMap((g) => [g.m, g.v]);
+  }
+
+  /** Counts an update whose results were written into the parameters and `stateVariables` from outside (a graph step). */
+  countStep(): void {
+    this.alive();
+    this.t += 1;
+  }
+
+  /** The gradients of each group in member order, checked against the parameters (throws before anything changes). */
+  private groupGrads(grads: Grads): Tensor[][] {
     const get = gradLookup(grads);
     const groupGrads: Tensor[][] = this.groups.map((g) =>
       g.names.map((name, i) => {
@@ -248,37 +298,29 @@ export class AdamW {
     for (const [name] of gradEntries(grads)) {
       if (!this.params.has(name)) throw new RangeError(`AdamW.apply: gradient for unknown parameter "${name}"`);
     }
+    return groupGrads;
+  }
 
-    const o = this.options;
-    const t = this.t + 1;
-    const bc1 = 1 - Math.pow(o.beta1, t);
-    const c2 = Math.sqrt(1 - Math.pow(o.beta2, t));
-    const stepSize = (lr * c2) / bc1;
-    const epsHat = o.eps * c2;
-    const keep = 1 - lr * o.weight_decay;
-
-    tf.tidy(() => {
-      const sS = tf.scalar(stepSize, 'float32');
-      const eS = tf.scalar(epsHat, 'float32');
-      const kS = keep !== 1 ? tf.scalar(keep, 'float32') : null;
-      const gS = gradScale !== 1 ? tf.scalar(gradScale, 'float32') : null;
-      this.groups.forEach((grp, gi) => {
-        const single = grp.vars.length === 1;
-        let g = single ? groupGrads[gi][0] : tf.concat(groupGrads[gi], 0);
-        if (gS !== null) g = tf.mul(g, gS);
-        const m = tf.add(grp.m, tf.mul(tf.sub(g, grp.m), this.oneMinusBeta1));
-        const v = tf.add(tf.mul(grp.v, this.beta2), tf.mul(tf.square(g), this.oneMinusBeta2));
-        const upd = tf.mul(tf.div(m, tf.add(tf.sqrt(v), eS)), sS);
-        let p: Tensor = single ? grp.vars[0] : tf.concat(grp.vars, 0);
-        if (grp.decay && kS !== null) p = tf.mul(p, kS);
-        p = tf.sub(p, upd);
-        grp.m.assign(m);
-        grp.v.assign(v);
-        if (single) grp.vars[0].assign(p);
-        else tf.split(p, grp.sizes, 0).forEach((part, i) => grp.vars[i].assign(part));
-      });
+  /** The update itself, inside the caller's tidy; a null scalar means 1 (its multiply is skipped). */
+  private update(
+    groupGrads: Tensor[][],
+    s: { stepSize: Tensor; epsHat: Tensor; keep: Tensor | null; gradScale: Tensor | null },
+  ): void {
+    this.groups.forEach((grp, gi) => {
+      const single = grp.vars.length === 1;
+      let g = single ? groupGrads[gi][0] : tf.concat(groupGrads[gi], 0);
+      if (s.gradScale !== null) g = tf.mul(g, s.gradScale);
+      const m = tf.add(grp.m, tf.mul(tf.sub(g, grp.m), this.oneMinusBeta1));
+      const v = tf.add(tf.mul(grp.v, this.beta2), tf.mul(tf.square(g), this.oneMinusBeta2));
+      const upd = tf.mul(tf.div(m, tf.add(tf.sqrt(v), s.epsHat)), s.stepSize);
+      let p: Tensor = single ? grp.vars[0] : tf.concat(grp.vars, 0);
+      if (grp.decay && s.keep !== null) p = tf.mul(p, s.keep);
+      p = tf.sub(p, upd);
+      grp.m.assign(m);
+      grp.v.assign(v);
+      if (single) grp.vars[0].assign(p);
+      else tf.split(p, grp.sizes, 0).forEach((part, i) => grp.vars[i].assign(part));
     });
-    this.t = t;
   }
 
   /**

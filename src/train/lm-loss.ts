@@ -1,4 +1,4 @@
-import { tf, type Scalar } from '../backend/tf.js';
+import { tf, type Scalar, type Tensor1D, type Tensor2D } from '../backend/tf.js';
 import type { GptConfig } from '../model/config.js';
 import { forward, lmLogits, type Params } from '../model/gpt.js';
 import { meanTokenNll } from '../model/loss.js';
@@ -17,10 +17,30 @@ function logitsAndTargets(params: Params, cfg: GptConfig, batch: LmBatch, traini
   return { logits: lmLogits(params, hidden), targets: tf.tensor1d(batch.y, 'int32') };
 }
 
+/** A batch's tensors: inputs [B, T], targets [B·T] (int32), loss weights [B·T] if the batch has them. */
+export interface LmBatchTensors {
+  x: Tensor2D;
+  y: Tensor1D;
+  weights?: Tensor1D;
+}
+
+export function lmBatchTensors(batch: LmBatch): LmBatchTensors {
+  return {
+    x: tf.tensor2d(batch.x, [batch.B, batch.T], 'int32'),
+    y: tf.tensor1d(batch.y, 'int32'),
+    weights: batch.weights ? tf.tensor1d(batch.weights) : undefined,
+  };
+}
+
+/** `lmBatchLoss` on a batch already on the device (a traced step feeds these tensors). */
+export function lmTensorLoss(params: Params, cfg: GptConfig, t: LmBatchTensors, training: boolean, dropoutSeed?: number): Scalar {
+  const { hidden } = forward(params, cfg, t.x, { training, dropoutSeed });
+  return meanTokenNll(lmLogits(params, hidden), t.y, t.weights);
+}
+
 /** Mean next-token NLL over the weighted (or all) targets. Call inside tf.tidy or variableGrads. */
 export function lmBatchLoss(params: Params, cfg: GptConfig, batch: LmBatch, training: boolean, dropoutSeed?: number): Scalar {
-  const { logits, targets } = logitsAndTargets(params, cfg, batch, training, dropoutSeed);
-  return meanTokenNll(logits, targets, batch.weights ? tf.tensor1d(batch.weights) : undefined);
+  return lmTensorLoss(params, cfg, lmBatchTensors(batch), training, dropoutSeed);
 }
 
 /** Summed NLL, number of correct argmax predictions, and token count, over weighted targets (evaluation). */

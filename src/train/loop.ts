@@ -1,26 +1,21 @@
-import type { Scalar } from '../backend/tf.js';
 import type { TrainingLoopConfig } from '../config/schema.js';
-import type { Params } from '../model/gpt.js';
 import { createProgress } from '../run/progress.js';
 import type { StageRun } from '../run/stage.js';
-import type { AdamW } from './adamw.js';
 import { learningRate } from './schedule.js';
-import { optimizerStep } from './step.js';
+import type { StepResult } from './step.js';
 
 /** Raised when the user interrupts training; the last periodic checkpoint stays valid for --resume. */
 export class InterruptedError extends Error {}
 
 export interface TrainingLoop {
   run: StageRun;
-  params: Params;
-  optimizer: AdamW;
   settings: TrainingLoopConfig;
   /** First step to run (0, or the step after a resumed checkpoint). */
   startStep: number;
   /** Tokens consumed per optimiser step, for throughput. */
   tokensPerStep: number;
-  /** Loss closures of the step's micro-batches (draws its data from the run's RNG). */
-  microBatches(step: number): (() => Scalar)[];
+  /** One optimiser step at learning rate `lr` (draws its data from the run's RNG). */
+  trainStep(lr: number): StepResult | Promise<StepResult>;
   /** Training metrics of the logged step beyond the loss (e.g. DPO's rewards/*). */
   stepMetrics?(): Record<string, number>;
   /** Held-out metrics, e.g. `{ val_loss }`. Must not consume the run's RNG. */
@@ -72,7 +67,7 @@ export async function trainLoop(t: TrainingLoop): Promise<Record<string, number>
       // Let the event loop breathe (signals, progress redraws, test runners' heartbeats).
       if (step % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
       const lr = learningRate(s, step);
-      const { loss, gradNorm } = optimizerStep(t.params, t.optimizer, t.microBatches(step), lr, s.grad_clip);
+      const { loss, gradNorm } = await t.trainStep(lr);
       if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step + 1}; lower the learning rate`);
       windowSteps++;
       const done = step + 1;

@@ -1,4 +1,4 @@
-import { tf, type Scalar } from '../backend/tf.js';
+import { tf, type Scalar, type Tensor } from '../backend/tf.js';
 import type { Params } from '../model/gpt.js';
 import type { AdamW } from './adamw.js';
 import { GradAccumulator } from './accumulate.js';
@@ -23,6 +23,28 @@ export function optimizerStep(
   lr: number,
   maxGradNorm: number,
 ): StepResult {
+  const { sum, losses } = summedGradients(params, microBatchLosses);
+  try {
+    const n = microBatchLosses.length;
+    const stats = tf.tidy(() => tf.stack([globalNorm(sum), tf.addN(losses)]));
+    const [normOfSum, lossSum] = stats.dataSync();
+    stats.dispose();
+    const gradNorm = normOfSum / n;
+    const clip = maxGradNorm > 0 ? clipScale(gradNorm, maxGradNorm) : 1;
+    if (Number.isFinite(gradNorm)) optimizer.apply(sum, lr, clip / n);
+    return { loss: lossSum / n, gradNorm };
+  } finally {
+    tf.dispose(sum);
+    tf.dispose(losses);
+  }
+}
+
+/**
+ * The micro-batches' gradients summed per parameter (keyed by parameter name) and
+ * their losses, as tensors the caller disposes. Shared by the eager step and the
+ * traced graph step (src/train/graph-step.ts).
+ */
+export function summedGradients(params: Params, microBatchLosses: readonly (() => Scalar)[]): { sum: Record<string, Tensor>; losses: Scalar[] } {
   const names = [...params.keys()];
   const vars = names.map((n) => params.get(n)!);
   const keyOf = new Map(vars.map((v, i) => [v.name, names[i]]));
@@ -35,18 +57,11 @@ export function optimizerStep(
       accumulator.add(new Map(Object.entries(grads).map(([k, g]) => [keyOf.get(k)!, g])));
       tf.dispose(grads);
     }
-    const n = microBatchLosses.length;
-    const sum = accumulator.sum();
-    const stats = tf.tidy(() => tf.stack([globalNorm(sum), tf.addN(losses)]));
-    const [normOfSum, lossSum] = stats.dataSync();
-    stats.dispose();
-    const gradNorm = normOfSum / n;
-    const clip = maxGradNorm > 0 ? clipScale(gradNorm, maxGradNorm) : 1;
-    if (Number.isFinite(gradNorm)) optimizer.apply(sum, lr, clip / n);
-    tf.dispose(sum);
-    return { loss: lossSum / n, gradNorm };
-  } finally {
+    return { sum: accumulator.sum(), losses };
+  } catch (err) {
     tf.dispose(losses);
+    throw err;
+  } finally {
     accumulator.dispose();
   }
 }
