@@ -117,12 +117,14 @@ describe('RLHF on sentiment (CI size)', () => {
     expect(new Set(tensors).size).toBe(1);
 
     const [sft, ppo] = evaluatePolicies(loaded, [sftFinal, result.finalPath]);
-    // measured: proxy 0.154 → 0.99, gold 0.117 → 0.153 with oneDNN on and → 0.128 off, KL 3.0 nats.
+    // measured, value head on the reward scale: proxy 0.156 → 0.674, gold 0.117 → 0.130, KL 2.11 (oneDNN on);
+    // 0.168 → 0.661, 0.117 → 0.138, KL 2.24 (off). (The raw-head critic reached proxy 0.99 at KL 3.0.)
     // One seed is no efficacy claim (Δgold's seed-to-seed sd is 0.08–0.13 on this task, and the
     // oneDNN modes part from the first PPO step): the claim over seeds is tests/rlhf-randomwalks.test.ts.
     // Here the proxy must rise, KL stay bounded, and gold not fall (reward hacking would).
+    console.info(`sentiment PPO: proxy ${sft.proxy_reward.toFixed(3)} → ${ppo.proxy_reward.toFixed(3)}, gold ${sft.gold_score!.toFixed(3)} → ${ppo.gold_score!.toFixed(3)}, KL ${ppo.kl.toFixed(2)}`);
     expect(sft.kl).toBe(0);
-    expect(ppo.proxy_reward).toBeGreaterThan(sft.proxy_reward + 0.5);
+    expect(ppo.proxy_reward).toBeGreaterThan(sft.proxy_reward + 0.3);
     expect(ppo.gold_score!, `gold ${sft.gold_score!.toFixed(3)} → ${ppo.gold_score!.toFixed(3)}`).toBeGreaterThan(sft.gold_score! - 0.03);
     expect(ppo.kl).toBeGreaterThan(0.5);
     expect(ppo.kl).toBeLessThan(6);
