@@ -119,3 +119,27 @@ describe('rlhf verify', () => {
     }
   });
 });
+
+describe('KL budget', () => {
+  it("stops when a rollout's KL exceeds the budget, keeps the policy that sampled the previous rollout, resumes bit-exactly", async () => {
+    const free = await runGroupRl(loadConfig(file, ['rloo.iterations=6']), 'rloo', { force: true });
+    const kls = readJsonl(path.join(free.dir, 'metrics.jsonl')).map((r) => r['objective/kl']);
+    // the first iteration from the 3rd on whose KL is a new maximum; the budget sits between it and the earlier ones
+    const j = kls.findIndex((k, i) => i >= 2 && k > Math.max(...kls.slice(0, i))) + 1;
+    expect(j, `KLs ${kls}`).toBeGreaterThanOrEqual(3);
+    const budget = (kls[j - 1] + Math.max(...kls.slice(0, j - 1))) / 2;
+    const budgeted = loadConfig(file, ['rloo.iterations=6', `rloo.kl_budget=${budget}`]);
+    const rows = await expectBitExactResume((resume) => runGroupRl(budgeted, 'rloo', { resume, force: !resume }));
+    expect(rows.map((r) => r['objective/kl'])).toEqual(kls.slice(0, j));
+    const manifest = JSON.parse(fs.readFileSync(path.join(free.dir, 'manifest.json'), 'utf8'));
+    expect([manifest.summary.iterations, manifest.summary.kl_budget_stop]).toEqual([j, true]);
+    const stoppedWeights = fs.readFileSync(path.join(free.finalPath, 'model.weights.bin'));
+    // rollout j was sampled after j − 1 updates (over budget); rollout j − 1 after j − 2 (inside)
+    const inside = await runGroupRl(loadConfig(file, [`rloo.iterations=${j - 2}`]), 'rloo', { force: true });
+    expect(fs.readFileSync(path.join(inside.finalPath, 'model.weights.bin')).equals(stoppedWeights)).toBe(true);
+  });
+
+  it('refuses a budget that is not a positive number, naming the key', () => {
+    expect(oneLineError(ConfigError, () => loadConfig(file, ['ppo.kl_budget=0']))).toMatch(/ppo\.kl_budget/);
+  });
+});

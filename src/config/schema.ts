@@ -156,6 +156,8 @@ const ppoObject = z
     kl_coef: num().nonnegative().default(0.05),
     kl_estimator: z.enum(['k1', 'k3']).default('k1'),
     adaptive_kl: z.object({ target: num().positive(), horizon: num().positive() }).strict().optional(),
+    /** Nats: stop once a rollout's mean KL to the reference exceeds this, keeping the last policy measured inside it. */
+    kl_budget: num().positive().optional(),
     gamma: probability.default(1.0),
     lam: probability.default(0.95),
     cliprange: num().positive().default(0.2),

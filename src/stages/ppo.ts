@@ -8,6 +8,7 @@ import { loadPrompts } from '../data/prompts.js';
 import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
 import { checkMemory, type MemoryPlan } from '../model/memory.js';
+import { KlBudget } from '../ppo/kl-budget.js';
 import { adaptiveKlController, fixedKlController, restoreKlController, type KlController, type KlControllerState } from '../ppo/kl-controller.js';
 import { ppoIteration, type IterationInput, type PpoModels } from '../ppo/trainer.js';
 import { foldRewardNorm } from '../ppo/value-init.js';
@@ -134,6 +135,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     ema: cfg.ema_decay !== undefined ? copyParams(policy) : undefined,
   };
   let kl: KlController = cfg.adaptive_kl ? adaptiveKlController(cfg.kl_coef, cfg.adaptive_kl.target, cfg.adaptive_kl.horizon) : fixedKlController(cfg.kl_coef);
+  const budget = cfg.kl_budget !== undefined ? new KlBudget(cfg.kl_budget, policy) : undefined;
   let startIteration = 0;
   if (ckpt?.resume) {
     const state = ckpt.resume;
@@ -144,6 +146,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
       models.valueOptimizer!.setState({ step: state.trainer.value_opt_step as number, tensors: unprefixed('value_opt', tensors) });
     }
     if (models.ema) assignAll(models.ema, unprefixed('ema', tensors), 'ema');
+    budget?.restore(new Map([...unprefixed('kl_budget', tensors)].map(([k, v]) => [k, tf.clone(v)])));
     tf.dispose([...tensors.values()]);
     kl = restoreKlController(state.trainer.kl as KlControllerState, cfg.adaptive_kl?.target, cfg.adaptive_kl?.horizon);
     rng = new Rng(0, state.trainer.rng as RngState);
@@ -165,6 +168,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
       ...(valueState ? prefixed('value_opt', valueState.tensors) : []),
       ...(models.valueOptimizer ? prefixed('value', models.value) : []),
       ...(models.ema ? prefixed('ema', models.ema) : []),
+      ...(budget ? prefixed('kl_budget', budget.state()) : []),
     ]);
     await saveCheckpoint(where, {
       params: policy,
@@ -184,6 +188,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   const stopFlag = interruptFlag();
   const progress = createProgress(stage, cfg.iterations, startIteration);
   let last: Record<string, number> = {};
+  let iterations = cfg.iterations;
   try {
     for (let it = startIteration; it < cfg.iterations; it++) {
       await new Promise((resolve) => setImmediate(resolve));
@@ -197,8 +202,10 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
         gold,
         ptxBatch: ptxIds ? () => randomWindows(ptxIds, cfg.ptx_batch_size, models.cfg.context_length, rng) : undefined,
       };
+      budget?.beforeIteration();
       const metrics = variant ? variant.iterate(models, kl, input, rng) : ppoIteration(models, cfg, kl, input, rng);
       const done = it + 1;
+      const overBudget = budget?.overBudget(metrics['objective/kl']) ?? false;
       metrics.episode = done * cfg.rollout_batch_size;
       // Live tensors after the iteration: flat from one iteration to the next, or something leaks.
       metrics['debug/num_tensors'] = tf.memory().numTensors;
@@ -210,17 +217,23 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
         ...(metrics['gold/score'] !== undefined ? { gold: metrics['gold/score'].toFixed(3) } : {}),
       });
       last = metrics;
+      if (overBudget) {
+        // The policy now holds the weights that sampled the previous rollout (iteration done − 1's).
+        iterations = done;
+        run.logger.info({ iteration: done, kl: metrics['objective/kl'], kl_budget: cfg.kl_budget }, 'KL budget exceeded: stopped; the final policy is the one that sampled the previous rollout');
+        break;
+      }
       if (done % cfg.checkpoint_interval === 0 && done < cfg.iterations) {
         await save(run.checkpointPath(done), done, true);
         run.pruneCheckpoints(KEEP_CHECKPOINTS);
       }
     }
     progress.stop();
-    await save(run.finalPath, cfg.iterations, false);
+    await save(run.finalPath, iterations, false);
     if (models.ema) {
       await saveCheckpoint(path.join(run.dir, 'final-ema'), { params: models.ema, head: 'lm', model: models.cfg, tokenizer });
     }
-    run.complete({ iterations: cfg.iterations, ...last });
+    run.complete({ iterations, ...(budget ? { kl_budget_stop: iterations < cfg.iterations } : {}), ...last });
     return { dir: run.dir, finalPath: run.finalPath, metrics: last };
   } catch (err) {
     progress.stop();
@@ -228,6 +241,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     throw err;
   } finally {
     stopFlag.release();
+    budget?.dispose();
     models.policyOptimizer.dispose();
     models.valueOptimizer?.dispose();
     for (const p of new Set([policy, value, reference.params, reward.params, ...(models.ema ? [models.ema] : [])])) disposeParams(p);
