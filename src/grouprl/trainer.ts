@@ -8,6 +8,7 @@ import { rolloutMetrics, scoredRollout } from '../ppo/scored-rollout.js';
 import type { IterationInput, PpoModels } from '../ppo/trainer.js';
 import { optimizerStep } from '../train/step.js';
 import type { Rng } from '../util/rng.js';
+import { minibatches, rowsOf } from '../ppo/minibatches.js';
 import { grpoAdvantages, perToken, rlooAdvantages } from './advantages.js';
 import { k3Penalty } from './losses.js';
 
@@ -61,49 +62,37 @@ function update(
   rng: Rng,
 ): Stats {
   const { B, R } = episodes;
-  const rowsOf = (src: Float32Array, rows: readonly number[]): Float32Array => {
-    const out = new Float32Array(rows.length * R);
-    rows.forEach((r, i) => out.set(src.subarray(r * R, (r + 1) * R), i * R));
-    return out;
-  };
   const sums = new Float64Array(STAT_NAMES.length);
   let count = 0;
   let epochs = 0;
-  let stop = false;
-  const micro = s.mini_batch_size / s.grad_accum_steps;
-  for (let epoch = 0; epoch < s.ppo_epochs && !stop; epoch++) {
-    epochs++;
-    const order = rng.permutation(B);
-    for (let start = 0; start < B && !stop; start += s.mini_batch_size) {
-      const mini = order.slice(start, start + s.mini_batch_size);
-      const kept: Tensor[] = [];
-      const losses: (() => Scalar)[] = [];
-      for (let i = 0; i < mini.length; i += micro) {
-        const rows = mini.slice(i, i + micro);
-        const e = selectEpisodes(episodes, rows);
-        const old = rowsOf(oldLogp, rows);
-        const ref = rowsOf(refLogp, rows);
-        const adv = rowsOf(advantages, rows);
-        losses.push(() => {
-          const mask = tf.tensor1d(e.responseMask);
-          const { logp } = responseLogprobs(m.policy, m.cfg, e, s.temperature);
-          const pg = policyLoss(logp, tf.tensor1d(old), tf.tensor1d(adv), mask, s.cliprange);
-          const klTerm = klBeta > 0 ? k3Penalty(logp, tf.tensor1d(ref), mask) : tf.scalar(0);
-          kept.push(tf.keep(tf.stack([pg.loss, pg.clipfrac, pg.approxKl, pg.ratio, klTerm])));
-          return pg.loss.add(klTerm.mul(klBeta)) as Scalar;
-        });
-      }
-      optimizerStep(m.policy, m.policyOptimizer, losses, s.lr, s.grad_clip);
-      const values = kept.map((t) => t.dataSync());
-      tf.dispose(kept);
-      let approx = 0;
-      for (const v of values) {
-        v.forEach((x, j) => (sums[j] += x));
-        approx += v[2];
-      }
-      count += values.length;
-      if (s.early_stop_kl !== undefined && approx / values.length > s.early_stop_kl) stop = true;
+  for (const { epoch, micro } of minibatches(B, s, rng)) {
+    epochs = epoch + 1;
+    const kept: Tensor[] = [];
+    const losses: (() => Scalar)[] = [];
+    for (const rows of micro) {
+      const e = selectEpisodes(episodes, rows);
+      const old = rowsOf(oldLogp, rows, R);
+      const ref = rowsOf(refLogp, rows, R);
+      const adv = rowsOf(advantages, rows, R);
+      losses.push(() => {
+        const mask = tf.tensor1d(e.responseMask);
+        const { logp } = responseLogprobs(m.policy, m.cfg, e, s.temperature);
+        const pg = policyLoss(logp, tf.tensor1d(old), tf.tensor1d(adv), mask, s.cliprange);
+        const klTerm = klBeta > 0 ? k3Penalty(logp, tf.tensor1d(ref), mask) : tf.scalar(0);
+        kept.push(tf.keep(tf.stack([pg.loss, pg.clipfrac, pg.approxKl, pg.ratio, klTerm])));
+        return pg.loss.add(klTerm.mul(klBeta)) as Scalar;
+      });
     }
+    optimizerStep(m.policy, m.policyOptimizer, losses, s.lr, s.grad_clip);
+    const values = kept.map((t) => t.dataSync());
+    tf.dispose(kept);
+    let approx = 0;
+    for (const v of values) {
+      v.forEach((x, j) => (sums[j] += x));
+      approx += v[2];
+    }
+    count += values.length;
+    if (s.early_stop_kl !== undefined && approx / values.length > s.early_stop_kl) break;
   }
   const out: Stats = Object.fromEntries(STAT_NAMES.map((n, j) => [n, sums[j] / count]));
   if (klBeta === 0) delete out['loss/kl_avg'];

@@ -9,6 +9,7 @@ import { lmBatchLoss, type LmBatch } from '../train/lm-loss.js';
 import { optimizerStep } from '../train/step.js';
 import type { Rng } from '../util/rng.js';
 import { computeAdvantages } from './advantages.js';
+import { minibatches, rowsOf } from './minibatches.js';
 import type { KlController } from './kl-controller.js';
 import { entropyFromLogits, policyLoss, valueLoss } from './losses.js';
 import { readHost, responseLogprobs, responseValues, selectEpisodes, type Episodes } from './rollout.js';
@@ -101,82 +102,66 @@ function update(
   const add = (name: string, value: number): void => {
     sums[name] = (sums[name] ?? 0) + value;
   };
-  const rowsOf = (src: Float32Array, rows: readonly number[]): Float32Array => {
-    const out = new Float32Array(rows.length * R);
-    rows.forEach((r, i) => out.set(src.subarray(r * R, (r + 1) * R), i * R));
-    return out;
-  };
-
-  let stop = false;
   let epochs = 0;
-  for (let epoch = 0; epoch < s.ppo_epochs && !stop; epoch++) {
-    epochs++;
-    const order = rng.permutation(B);
-    for (let start = 0; start < B; start += s.mini_batch_size) {
-      const mini = order.slice(start, start + s.mini_batch_size);
-      const micro = s.mini_batch_size / s.grad_accum_steps;
-      const kept: Tensor[] = [];
-      const policyLosses: (() => Scalar)[] = [];
-      const valueLosses: (() => Scalar)[] = [];
-      for (let k = 0; k < mini.length; k += micro) {
-        const rows = mini.slice(k, k + micro);
-        const e = selectEpisodes(episodes, rows);
-        // Host slices of this micro-batch, uploaded inside each loss closure (which runs under the gradient tape's tidy).
-        const oldLogpRows = rowsOf(oldLogp, rows);
-        const advantageRows = rowsOf(advantages, rows);
-        const oldValueRows = rowsOf(oldValues, rows);
-        const returnRows = rowsOf(returns, rows);
-        const pgTerm = (): Scalar => {
-          const mask = tf.tensor1d(e.responseMask);
-          const { logp, logits } = responseLogprobs(m.policy, cfg, e, s.temperature);
-          const pg = policyLoss(logp, tf.tensor1d(oldLogpRows), tf.tensor1d(advantageRows), mask, s.cliprange);
-          kept.push(tf.keep(tf.stack([pg.loss, pg.clipfrac, pg.approxKl, pg.ratio])));
-          let loss = pg.loss as Scalar;
-          if (s.ent_coef > 0) {
-            const ent = entropyFromLogits(logits).mul(mask).sum().div(tf.maximum(mask.sum(), 1));
-            loss = loss.sub(ent.mul(s.ent_coef));
-          }
-          if (ptxBatch && s.ptx_coef > 0) loss = loss.add(lmBatchLoss(m.policy, cfg, ptxBatch(), false).mul(s.ptx_coef));
-          return loss;
-        };
-        const vfTerm = (): Scalar => {
-          const values = responseValues(m.value, m.valueCfg, e);
-          const vf = valueLoss(values, tf.tensor1d(oldValueRows), tf.tensor1d(returnRows), tf.tensor1d(e.responseMask), s.cliprange_value);
-          kept.push(tf.keep(tf.stack([vf.loss, vf.clipfrac])));
-          return vf.loss;
-        };
-        if (shared) policyLosses.push(() => pgTerm().add(vfTerm().mul(s.vf_coef)));
-        else {
-          policyLosses.push(pgTerm);
-          valueLosses.push(() => vfTerm().mul(s.vf_coef));
+  for (const { epoch, micro } of minibatches(B, s, rng)) {
+    epochs = epoch + 1;
+    const kept: Tensor[] = [];
+    const policyLosses: (() => Scalar)[] = [];
+    const valueLosses: (() => Scalar)[] = [];
+    for (const rows of micro) {
+      const e = selectEpisodes(episodes, rows);
+      // Host slices of this micro-batch, uploaded inside each loss closure (which runs under the gradient tape's tidy).
+      const oldLogpRows = rowsOf(oldLogp, rows, R);
+      const advantageRows = rowsOf(advantages, rows, R);
+      const oldValueRows = rowsOf(oldValues, rows, R);
+      const returnRows = rowsOf(returns, rows, R);
+      const pgTerm = (): Scalar => {
+        const mask = tf.tensor1d(e.responseMask);
+        const { logp, logits } = responseLogprobs(m.policy, cfg, e, s.temperature);
+        const pg = policyLoss(logp, tf.tensor1d(oldLogpRows), tf.tensor1d(advantageRows), mask, s.cliprange);
+        kept.push(tf.keep(tf.stack([pg.loss, pg.clipfrac, pg.approxKl, pg.ratio])));
+        let loss = pg.loss as Scalar;
+        if (s.ent_coef > 0) {
+          const ent = entropyFromLogits(logits).mul(mask).sum().div(tf.maximum(mask.sum(), 1));
+          loss = loss.sub(ent.mul(s.ent_coef));
         }
-      }
-      optimizerStep(m.policy, m.policyOptimizer, policyLosses, s.lr, s.grad_clip);
-      if (m.valueOptimizer) optimizerStep(m.value, m.valueOptimizer, valueLosses, s.value_lr ?? s.lr, s.grad_clip);
-      if (m.ema) updateEma(m.ema, m.policy, s.ema_decay!);
-
-      // kept holds [pg loss, clipfrac, approxkl, ratio] then [vf loss, vf clipfrac] per micro-batch
-      const values = kept.map((t) => Array.from(t.dataSync()));
-      tf.dispose(kept);
-      let approx = 0;
-      for (const v of values) {
-        if (v.length === 4) {
-          add('loss/policy_avg', v[0]);
-          add('policy/clipfrac_avg', v[1]);
-          add('policy/approxkl_avg', v[2]);
-          add('val/ratio', v[3]);
-          approx += v[2];
-        } else {
-          add('loss/value_avg', v[0]);
-          add('val/clipfrac_avg', v[1]);
-        }
-      }
-      count += values.length / 2;
-      if (s.early_stop_kl !== undefined && approx / (values.length / 2) > s.early_stop_kl) {
-        stop = true;
-        break;
+        if (ptxBatch && s.ptx_coef > 0) loss = loss.add(lmBatchLoss(m.policy, cfg, ptxBatch(), false).mul(s.ptx_coef));
+        return loss;
+      };
+      const vfTerm = (): Scalar => {
+        const values = responseValues(m.value, m.valueCfg, e);
+        const vf = valueLoss(values, tf.tensor1d(oldValueRows), tf.tensor1d(returnRows), tf.tensor1d(e.responseMask), s.cliprange_value);
+        kept.push(tf.keep(tf.stack([vf.loss, vf.clipfrac])));
+        return vf.loss;
+      };
+      if (shared) policyLosses.push(() => pgTerm().add(vfTerm().mul(s.vf_coef)));
+      else {
+        policyLosses.push(pgTerm);
+        valueLosses.push(() => vfTerm().mul(s.vf_coef));
       }
     }
+    optimizerStep(m.policy, m.policyOptimizer, policyLosses, s.lr, s.grad_clip);
+    if (m.valueOptimizer) optimizerStep(m.value, m.valueOptimizer, valueLosses, s.value_lr ?? s.lr, s.grad_clip);
+    if (m.ema) updateEma(m.ema, m.policy, s.ema_decay!);
+
+    // kept holds [pg loss, clipfrac, approxkl, ratio] then [vf loss, vf clipfrac] per micro-batch
+    const values = kept.map((t) => Array.from(t.dataSync()));
+    tf.dispose(kept);
+    let approx = 0;
+    for (const v of values) {
+      if (v.length === 4) {
+        add('loss/policy_avg', v[0]);
+        add('policy/clipfrac_avg', v[1]);
+        add('policy/approxkl_avg', v[2]);
+        add('val/ratio', v[3]);
+        approx += v[2];
+      } else {
+        add('loss/value_avg', v[0]);
+        add('val/clipfrac_avg', v[1]);
+      }
+    }
+    count += values.length / 2;
+    if (s.early_stop_kl !== undefined && approx / (values.length / 2) > s.early_stop_kl) break;
   }
   const out: Stats = {};
   for (const [k, v] of Object.entries(sums)) out[k] = v / count;
