@@ -32,9 +32,9 @@ export function* minibatches(B: number, plan: MinibatchPlan, rng: Rng): Generato
   }
 }
 
-/** Rows `rows` of a row-major [B, width] array, in that order. */
-export function rowsOf(src: Float32Array, rows: readonly number[], width: number): Float32Array {
-  const out = new Float32Array(rows.length * width);
-  rows.forEach((r, i) => out.set(src.subarray(r * width, (r + 1) * width), i * width));
+/** Rows `rows` of a row-major [B, width] array, in that order, right-padded with zeros to `outWidth` columns. */
+export function rowsOf(src: Float32Array, rows: readonly number[], width: number, outWidth = width): Float32Array {
+  const out = new Float32Array(rows.length * outWidth);
+  rows.forEach((r, i) => out.set(src.subarray(r * width, (r + 1) * width), i * outWidth));
   return out;
 }

@@ -78,9 +78,42 @@ export class StepRunner {
   }
 }
 
-/** Merges step paths: one value if all agree, else 'mixed'. */
-export function mergePaths(paths: ReadonlyArray<TrainStepPath | undefined>): TrainStepPath | undefined {
-  const known = new Set(paths.filter((p): p is TrainStepPath => p !== undefined));
-  if (known.size === 0) return undefined;
-  return known.size === 1 ? [...known][0] : 'mixed';
+/**
+ * The step runners of a training loop with several optimised losses (PPO's policy
+ * and value steps, a group-RL step), made on first use and kept across iterations
+ * so each input shape is traced once. `graph` false runs every step eagerly.
+ */
+export class StepRunners {
+  private readonly runners = new Map<string, StepRunner>();
+
+  constructor(readonly graph: boolean) {}
+
+  /** The runner called `name`, made by `make` the first time (its loss must not change between calls). */
+  get(name: string, make: (graph: boolean) => StepRunner): StepRunner {
+    let r = this.runners.get(name);
+    if (r === undefined) this.runners.set(name, (r = make(this.graph)));
+    return r;
+  }
+
+  /** 'graph' or 'eager' if every step of every runner ran that way, 'mixed' otherwise; undefined before the first step. */
+  get path(): TrainStepPath | undefined {
+    const paths = new Set([...this.runners.values()].map((r) => r.path).filter((p) => p !== undefined));
+    if (paths.size === 0) return undefined;
+    return paths.size === 1 ? [...paths][0] : 'mixed';
+  }
+
+  private reported = false;
+
+  /** The first reason any runner gave for not using a graph, the first time there is one (for a log line); then undefined. */
+  unreportedFallback(): string | undefined {
+    if (this.reported) return undefined;
+    const reason = [...this.runners.values()].find((r) => r.fallbackReason !== undefined)?.fallbackReason;
+    if (reason !== undefined) this.reported = true;
+    return reason;
+  }
+
+  dispose(): void {
+    for (const r of this.runners.values()) r.dispose();
+    this.runners.clear();
+  }
 }
