@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import path from 'node:path';
 import { tf, type Tensor } from '../src/backend/tf.js';
+import { loadConfig } from '../src/config/load.js';
 import { ppoDefaults, type PpoConfig } from '../src/config/schema.js';
 import { groupIteration } from '../src/grouprl/trainer.js';
 import type { GptConfig } from '../src/model/config.js';
@@ -7,10 +9,17 @@ import { disposeParams, initParams, type Params } from '../src/model/gpt.js';
 import { fixedKlController } from '../src/ppo/kl-controller.js';
 import { ppoIteration, type IterationInput, type PpoModels } from '../src/ppo/trainer.js';
 import { addScalarHead, IDENTITY_NORM } from '../src/reward/score.js';
+import { readManifest } from '../src/run/stage.js';
+import { runLabel } from '../src/stages/label.js';
+import { runPpo } from '../src/stages/ppo.js';
+import { runPretrain } from '../src/stages/pretrain.js';
+import { runSft } from '../src/stages/sft.js';
+import { runTrainReward } from '../src/stages/train-reward.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
 import { AdamW } from '../src/train/adamw.js';
 import { StepRunners } from '../src/train/step-runner.js';
 import { Rng } from '../src/util/rng.js';
+import { readJsonl, tinyRlhfConfig, writeConfig } from './helpers.js';
 
 /**
  * The PPO and group-RL updates as traced graph steps against the eager reference:
@@ -129,5 +138,31 @@ describe('PPO-family update as a traced graph step', () => {
     expect(m.steps!.unreportedFallback()).toMatch(/PPO-ptx/);
     expect(m.steps!.unreportedFallback()).toBeUndefined();
     dispose(m);
+  });
+});
+
+describe('PPO stage', () => {
+  afterEach(() => {
+    delete process.env.RLHF_TRAIN_STEP;
+  });
+
+  it('runs its update as graph steps, records it in the manifest, and follows the eager run (RLHF_TRAIN_STEP=eager)', async () => {
+    const loaded = loadConfig(writeConfig(tinyRlhfConfig('ppo-graph')));
+    process.env.RLHF_TRAIN_STEP = 'eager'; // the earlier stages' own steps are not what this test is about
+    await runPretrain(loaded);
+    await runSft(loaded);
+    await runLabel(loaded);
+    await runTrainReward(loaded);
+    const runs: Record<string, Record<string, number>[]> = {};
+    for (const mode of ['eager', 'auto']) {
+      process.env.RLHF_TRAIN_STEP = mode;
+      const r = await runPpo(loaded, { force: true });
+      expect(readManifest(r.dir)!.numerics!.fast_paths.train_step).toBe(mode === 'auto' ? 'graph' : 'eager');
+      runs[mode] = readJsonl(path.join(r.dir, 'metrics.jsonl'));
+    }
+    expect(runs.auto.length).toBe(runs.eager.length);
+    runs.eager.forEach((e, i) => {
+      for (const [k, v] of Object.entries(e)) if (!k.startsWith('time/')) expect(Math.abs(runs.auto[i][k] - v), k).toBeLessThan(TOL);
+    });
   });
 });
