@@ -225,6 +225,17 @@ describe('losses (tfjs)', () => {
     tf.dispose([out.loss, out.clipfrac, v, ret, mask]);
   });
 
+  it('valueLoss counts no clipping inside the range even where old + (values − old) rounds above values', () => {
+    // float32: −0.0094336066 + (0.062428329 − −0.0094336066) = 0.062428333 > 0.062428329
+    const v = tf.tensor1d([0.06242832913994789]);
+    const old = tf.tensor1d([-0.009433606639504433]);
+    const zero = tf.tensor1d([0]);
+    const mask = tf.tensor1d([1]);
+    const out = valueLoss(v, old, zero, mask, 0.2);
+    expect(num(out.clipfrac)).toBe(0);
+    tf.dispose([out.loss, out.clipfrac, v, old, zero, mask]);
+  });
+
   it('entropyFromLogits: uniform = log V; [ln 1, ln 3] → p = [¼, ¾]', () => {
     const logits = tf.tensor2d([
       [3.7, 3.7, 3.7, 3.7, 3.7],

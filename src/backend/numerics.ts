@@ -22,8 +22,8 @@ export interface NumericsEnvironment {
   /**
    * Which implementation each fast path runs. layer_norm: the single native kernel,
    * or the multi-kernel composite. train_step (stages that train a language model,
-   * recorded once steps run): one TensorFlow graph per step, eager kernels, or both
-   * (src/train/lm-step-runner.ts).
+   * recorded once steps run; for PPO, RLOO and GRPO the update's optimizer steps):
+   * one TensorFlow graph per step, eager kernels, or both (src/train/step-runner.ts).
    */
   fast_paths: { layer_norm: 'native' | 'composite'; train_step?: TrainStepPath };
 }

@@ -1,12 +1,16 @@
-import { tf, type Scalar, type Tensor } from '../backend/tf.js';
+import { tf, type Scalar, type Tensor1D, type Tensor2D } from '../backend/tf.js';
 import type { PpoConfig } from '../config/schema.js';
+import type { GptConfig } from '../model/config.js';
 import type { KlController } from '../ppo/kl-controller.js';
 import { policyLoss } from '../ppo/losses.js';
 import { klEstimate } from '../ppo/math.js';
-import { responseLogprobs, selectEpisodes, type Episodes } from '../ppo/rollout.js';
+import { episodeInputs } from '../ppo/micro-losses.js';
+import { minibatches } from '../ppo/minibatches.js';
+import { responseLogprobs, type Episodes } from '../ppo/rollout.js';
 import { rolloutMetrics, scoredRollout } from '../ppo/scored-rollout.js';
-import type { IterationInput, PpoModels } from '../ppo/trainer.js';
-import { optimizerStep } from '../train/step.js';
+import { updateEpisodes, type IterationInput, type PpoModels } from '../ppo/trainer.js';
+import { StepRunner, StepRunners } from '../train/step-runner.js';
+import { eagerStep, type MicroLoss } from '../train/traced-step.js';
 import type { Rng } from '../util/rng.js';
 import { grpoAdvantages, perToken, rlooAdvantages } from './advantages.js';
 import { k3Penalty } from './losses.js';
@@ -25,7 +29,7 @@ type Stats = Record<string, number>;
  * clipped surrogate (as TRL's RLOOTrainer and GRPOTrainer do). Logs PPO's
  * `objective/*` names so the methods chart together.
  */
-export function groupIteration(m: PpoModels, s: PpoConfig, method: GroupMethod, k: number, kl: KlController, input: IterationInput, rng: Rng): Stats {
+export async function groupIteration(m: PpoModels, s: PpoConfig, method: GroupMethod, k: number, kl: KlController, input: IterationInput, rng: Rng): Promise<Stats> {
   const t0 = performance.now();
   const rollout = scoredRollout(m, s, input, rng);
   const { episodes, oldLogp, refLogp, scores, lengths } = rollout;
@@ -39,7 +43,7 @@ export function groupIteration(m: PpoModels, s: PpoConfig, method: GroupMethod, 
   const rolloutSeconds = (performance.now() - t0) / 1000;
 
   const t1 = performance.now();
-  const stats = update(m, s, method === 'grpo' ? beta : 0, episodes, oldLogp, refLogp, advantages, rng);
+  const stats = await update(m, s, method === 'grpo' ? beta : 0, episodes, { old_logp: oldLogp, ref_logp: refLogp, advantages }, input, rng);
   const metrics = rolloutMetrics(rollout, klSum, nonScore, beta, stats, s.lr, input, m.tokenizer);
   metrics['time/rollout_s'] = rolloutSeconds;
   metrics['time/update_s'] = (performance.now() - t1) / 1000;
@@ -49,61 +53,41 @@ export function groupIteration(m: PpoModels, s: PpoConfig, method: GroupMethod, 
 
 const STAT_NAMES = ['loss/policy_avg', 'policy/clipfrac_avg', 'policy/approxkl_avg', 'val/ratio', 'loss/kl_avg'] as const;
 
-/** Clipped-surrogate passes over shuffled minibatches; `klBeta` > 0 adds GRPO's β·k3 term. */
-function update(
-  m: PpoModels,
-  s: PpoConfig,
-  klBeta: number,
-  episodes: Episodes,
-  oldLogp: Float32Array,
-  refLogp: Float32Array,
-  advantages: Float32Array,
-  rng: Rng,
-): Stats {
-  const { B, R } = episodes;
-  const rowsOf = (src: Float32Array, rows: readonly number[]): Float32Array => {
-    const out = new Float32Array(rows.length * R);
-    rows.forEach((r, i) => out.set(src.subarray(r * R, (r + 1) * R), i * R));
-    return out;
+/** PPO's clipped surrogate plus, when `kl` (GRPO), kl_beta · k3 KL to the reference; statistics [pg loss, clipfrac, approx-KL, ratio, k3]. */
+function groupMicroLoss(cfg: GptConfig, s: PpoConfig, kl: boolean): MicroLoss {
+  return (params, t) => {
+    const mask = t.response_mask;
+    const { logp } = responseLogprobs(params, cfg, { ids: t.ids as Tensor2D, mask: t.mask as Tensor2D, positions: t.positions as Tensor2D, targets: t.targets as Tensor1D }, s.temperature);
+    const pg = policyLoss(logp, t.old_logp, t.advantages, mask, s.cliprange);
+    const klTerm = kl ? k3Penalty(logp, t.ref_logp, mask) : tf.scalar(0);
+    return { loss: pg.loss.add(klTerm.mul(t.kl_beta)) as Scalar, stats: tf.stack([pg.loss, pg.clipfrac, pg.approxKl, pg.ratio, klTerm]) };
   };
+}
+
+/** Clipped-surrogate passes over shuffled minibatches; `klBeta` > 0 adds GRPO's β·k3 term. */
+async function update(m: PpoModels, s: PpoConfig, klBeta: number, episodes: Episodes, tokens: Record<string, Float32Array>, input: IterationInput, rng: Rng): Promise<Stats> {
+  const { B, R } = episodes;
+  const loss = groupMicroLoss(m.cfg, s, klBeta > 0);
+  const steps = m.steps ?? new StepRunners(false);
+  const runner = steps.get(klBeta > 0 ? 'group-kl' : 'group', (graph) => new StepRunner(m.policy, m.policyOptimizer, s.grad_clip, loss, { graph }));
+  const wide = updateEpisodes(episodes, s, input, m.tokenizer.padId);
+  // β is an input, not a constant of the graph
+  const beta = { kl_beta: { values: Float32Array.of(klBeta), shape: [] } };
   const sums = new Float64Array(STAT_NAMES.length);
   let count = 0;
   let epochs = 0;
-  let stop = false;
-  const micro = s.mini_batch_size / s.grad_accum_steps;
-  for (let epoch = 0; epoch < s.ppo_epochs && !stop; epoch++) {
-    epochs++;
-    const order = rng.permutation(B);
-    for (let start = 0; start < B && !stop; start += s.mini_batch_size) {
-      const mini = order.slice(start, start + s.mini_batch_size);
-      const kept: Tensor[] = [];
-      const losses: (() => Scalar)[] = [];
-      for (let i = 0; i < mini.length; i += micro) {
-        const rows = mini.slice(i, i + micro);
-        const e = selectEpisodes(episodes, rows);
-        const old = rowsOf(oldLogp, rows);
-        const ref = rowsOf(refLogp, rows);
-        const adv = rowsOf(advantages, rows);
-        losses.push(() => {
-          const mask = tf.tensor1d(e.responseMask);
-          const { logp } = responseLogprobs(m.policy, m.cfg, e, s.temperature);
-          const pg = policyLoss(logp, tf.tensor1d(old), tf.tensor1d(adv), mask, s.cliprange);
-          const klTerm = klBeta > 0 ? k3Penalty(logp, tf.tensor1d(ref), mask) : tf.scalar(0);
-          kept.push(tf.keep(tf.stack([pg.loss, pg.clipfrac, pg.approxKl, pg.ratio, klTerm])));
-          return pg.loss.add(klTerm.mul(klBeta)) as Scalar;
-        });
-      }
-      optimizerStep(m.policy, m.policyOptimizer, losses, s.lr, s.grad_clip);
-      const values = kept.map((t) => t.dataSync());
-      tf.dispose(kept);
-      let approx = 0;
-      for (const v of values) {
-        v.forEach((x, j) => (sums[j] += x));
-        approx += v[2];
-      }
-      count += values.length;
-      if (s.early_stop_kl !== undefined && approx / values.length > s.early_stop_kl) stop = true;
+  for (const { epoch, micro } of minibatches(B, s, rng)) {
+    epochs = epoch + 1;
+    const graphInputs = micro.map((rows) => ({ ...episodeInputs(wide, rows, tokens, R), ...beta }));
+    const eagerInputs = () => micro.map((rows) => ({ ...episodeInputs(episodes, rows, tokens, R), ...beta }));
+    const { stats } = await runner.step(graphInputs, s.lr, () => eagerStep(m.policy, m.policyOptimizer, s.grad_clip, loss, eagerInputs(), s.lr));
+    let approx = 0;
+    for (const v of stats) {
+      v.forEach((x, j) => (sums[j] += x));
+      approx += v[2];
     }
+    count += stats.length;
+    if (s.early_stop_kl !== undefined && approx / stats.length > s.early_stop_kl) break;
   }
   const out: Stats = Object.fromEntries(STAT_NAMES.map((n, j) => [n, sums[j] / count]));
   if (klBeta === 0) delete out['loss/kl_avg'];

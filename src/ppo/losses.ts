@@ -52,7 +52,7 @@ export function policyLoss(
 }
 
 /**
- * Clipped value loss: vClipped = oldValues + clip(values − oldValues, −εv, εv);
+ * Clipped value loss: vClipped = values clamped to [oldValues − εv, oldValues + εv];
  * loss = ½ · masked mean of max((values − returns)², (vClipped − returns)²);
  * clipfrac: fraction of masked tokens where the clipped term was the larger.
  * Inputs must be finite at masked-out positions too (they are multiplied by 0).
@@ -67,7 +67,9 @@ export function valueLoss(
   return tf.tidy(() => {
     const m = floatMask(mask);
     const count = tf.maximum(tf.sum(m), 1);
-    const vClipped = tf.add(oldValues, tf.clipByValue(tf.sub(values, oldValues), -clipRangeValue, clipRangeValue));
+    // Clamped to [old − εv, old + εv] rather than old + clip(values − old): inside the range this is `values`
+    // itself, so clipfrac counts real clipping, not the rounding of old + (values − old) (which flips with float noise).
+    const vClipped = tf.minimum(tf.maximum(values, tf.sub(oldValues, clipRangeValue)), tf.add(oldValues, clipRangeValue));
     const unclipped = tf.square(tf.sub(values, returns));
     const clipped = tf.square(tf.sub(vClipped, returns));
     return {

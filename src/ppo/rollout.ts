@@ -1,4 +1,4 @@
-import { tf, type Tensor, type Tensor2D } from '../backend/tf.js';
+import { tf, type Tensor, type Tensor1D, type Tensor2D } from '../backend/tf.js';
 import type { GptConfig } from '../model/config.js';
 import { forward, lmLogits, scalarHead, type Params } from '../model/gpt.js';
 import { positionIdsFromMask } from '../model/masks.js';
@@ -27,10 +27,11 @@ export interface Episodes {
   responseMask: Float32Array;
 }
 
-export function buildEpisodes(prompts: number[][], responses: number[][], finished: boolean[], padId: number): Episodes {
+/** `minWidth` widens the prompt and response columns (a fixed shape for a traced update, src/ppo/trainer.ts). */
+export function buildEpisodes(prompts: number[][], responses: number[][], finished: boolean[], padId: number, minWidth = { P: 0, R: 0 }): Episodes {
   const B = prompts.length;
-  const P = Math.max(...prompts.map((p) => p.length));
-  const R = Math.max(1, ...responses.map((r) => r.length));
+  const P = Math.max(minWidth.P, ...prompts.map((p) => p.length));
+  const R = Math.max(1, minWidth.R, ...responses.map((r) => r.length));
   const L = P + R;
   const ids = new Int32Array(B * L).fill(padId);
   const mask = new Float32Array(B * L);
@@ -68,25 +69,44 @@ export function selectEpisodes(e: Episodes, rows: readonly number[]): Episodes {
   };
 }
 
-/** Final hidden states at the positions that predict each response token: [B·R, d]. */
-function responseHidden(params: Params, cfg: GptConfig, e: Episodes, training: boolean): Tensor2D {
+/**
+ * Episodes on the device, as the log-prob and value passes read them: ids,
+ * attention mask and positions [B, P+R], response tokens [B·R] (padding 0).
+ */
+export interface EpisodeTensors {
+  ids: Tensor2D;
+  mask: Tensor2D;
+  positions: Tensor2D;
+  targets: Tensor1D;
+}
+
+export function episodeTensors(e: Episodes): EpisodeTensors {
   const L = e.P + e.R;
-  const { hidden } = forward(params, cfg, tf.tensor2d(e.ids, [e.B, L], 'int32'), {
-    attentionMask: tf.tensor2d(e.mask, [e.B, L]),
-    positionIds: tf.tensor2d(e.positions, [e.B, L], 'int32'),
-    training,
-  });
-  return hidden.reshape([e.B, L, -1]).slice([0, e.P - 1, 0], [e.B, e.R, -1]).reshape([e.B * e.R, -1]) as Tensor2D;
+  return {
+    ids: tf.tensor2d(e.ids, [e.B, L], 'int32'),
+    mask: tf.tensor2d(e.mask, [e.B, L]),
+    positions: tf.tensor2d(e.positions, [e.B, L], 'int32'),
+    targets: tf.tensor1d(responseTargets(e), 'int32'),
+  };
+}
+
+/** Final hidden states at the positions that predict each response token: [B·R, d]. */
+function responseHidden(params: Params, cfg: GptConfig, t: EpisodeTensors, training: boolean): Tensor2D {
+  const [B, L] = t.ids.shape;
+  const R = t.targets.shape[0] / B;
+  const P = L - R;
+  const { hidden } = forward(params, cfg, t.ids, { attentionMask: t.mask, positionIds: t.positions, training });
+  return hidden.reshape([B, L, -1]).slice([0, P - 1, 0], [B, R, -1]).reshape([B * R, -1]) as Tensor2D;
 }
 
 /** Response tokens [B·R] (padding replaced by 0 so gathers stay in range; masked out later). */
-function responseTargets(e: Episodes): Tensor {
+export function responseTargets(e: Episodes): Int32Array {
   const L = e.P + e.R;
   const out = new Int32Array(e.B * e.R);
   for (let b = 0; b < e.B; b++) {
     for (let t = 0; t < e.R; t++) out[b * e.R + t] = e.responseMask[b * e.R + t] ? e.ids[b * L + e.P + t] : 0;
   }
-  return tf.tensor1d(out, 'int32');
+  return out;
 }
 
 /**
@@ -95,15 +115,16 @@ function responseTargets(e: Episodes): Tensor {
  * drawn from), and those logits (for the entropy). Call inside tidy/grads.
  * Greedy tokens (temperature 0) are scored under the model's own distribution.
  */
-export function responseLogprobs(params: Params, cfg: GptConfig, e: Episodes, temperature: number): { logp: Tensor; logits: Tensor2D } {
-  const logits = lmLogits(params, responseHidden(params, cfg, e, false)).div(temperature > 0 ? temperature : 1) as Tensor2D;
-  const logp = tf.logSoftmax(logits).mul(tf.oneHot(responseTargets(e), cfg.vocab_size)).sum(-1);
+export function responseLogprobs(params: Params, cfg: GptConfig, e: Episodes | EpisodeTensors, temperature: number): { logp: Tensor; logits: Tensor2D } {
+  const t = 'B' in e ? episodeTensors(e) : e;
+  const logits = lmLogits(params, responseHidden(params, cfg, t, false)).div(temperature > 0 ? temperature : 1) as Tensor2D;
+  const logp = tf.logSoftmax(logits).mul(tf.oneHot(t.targets, cfg.vocab_size)).sum(-1);
   return { logp, logits };
 }
 
 /** Value estimates [B·R] at the states preceding each response token. */
-export function responseValues(params: Params, cfg: GptConfig, e: Episodes): Tensor {
-  return scalarHead(params, responseHidden(params, cfg, e, false));
+export function responseValues(params: Params, cfg: GptConfig, e: Episodes | EpisodeTensors): Tensor {
+  return scalarHead(params, responseHidden(params, cfg, 'B' in e ? episodeTensors(e) : e, false));
 }
 
 /** Reward-model scores of prompt + response + EOS, normalised with the stored gain/bias. */

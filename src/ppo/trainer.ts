@@ -1,17 +1,19 @@
-import { tf, type Scalar, type Tensor, type Variable } from '../backend/tf.js';
+import { tf, type Variable } from '../backend/tf.js';
 import type { PpoConfig } from '../config/schema.js';
 import type { GptConfig } from '../model/config.js';
 import type { Params } from '../model/gpt.js';
 import type { RewardNorm } from '../reward/score.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import type { AdamW } from '../train/adamw.js';
-import { lmBatchLoss, type LmBatch } from '../train/lm-loss.js';
-import { optimizerStep } from '../train/step.js';
+import type { LmBatch } from '../train/lm-loss.js';
+import { StepRunner, StepRunners } from '../train/step-runner.js';
+import { eagerStep } from '../train/traced-step.js';
 import type { Rng } from '../util/rng.js';
 import { computeAdvantages } from './advantages.js';
 import type { KlController } from './kl-controller.js';
-import { entropyFromLogits, policyLoss, valueLoss } from './losses.js';
-import { readHost, responseLogprobs, responseValues, selectEpisodes, type Episodes } from './rollout.js';
+import { episodeInputs, policyMicroLoss, sharedMicroLoss, valueMicroLoss } from './micro-losses.js';
+import { minibatches } from './minibatches.js';
+import { buildEpisodes, readHost, responseValues, type Episodes } from './rollout.js';
 import { rolloutMetrics, scoredRollout } from './scored-rollout.js';
 
 /** Everything one PPO run holds. The value model is either separate or the policy itself (with a `score` head). */
@@ -32,6 +34,8 @@ export interface PpoModels {
   valueOptimizer?: AdamW;
   /** EMA of the policy weights, when enabled. */
   ema?: Map<string, Variable>;
+  /** The update's step runners (graph or eager), kept across iterations; without them every step runs eagerly. */
+  steps?: StepRunners;
 }
 
 export interface IterationInput {
@@ -42,6 +46,8 @@ export interface IterationInput {
   gold?: (prompt: string, response: string) => number;
   /** Pretraining windows for PPO-ptx. */
   ptxBatch?: () => LmBatch;
+  /** The longest prompt the stage can draw: the traced update pads every batch's prompts to it (one shape). */
+  promptWidth?: number;
 }
 
 type Stats = Record<string, number>;
@@ -52,7 +58,7 @@ type Stats = Record<string, number>;
  * `ppo_epochs` passes of shuffled minibatches with the clipped surrogate and
  * clipped value losses. Returns TRL-named metrics.
  */
-export function ppoIteration(m: PpoModels, s: PpoConfig, kl: KlController, input: IterationInput, rng: Rng): Stats {
+export async function ppoIteration(m: PpoModels, s: PpoConfig, kl: KlController, input: IterationInput, rng: Rng): Promise<Stats> {
   const { tokenizer } = m;
   const t0 = performance.now();
 
@@ -72,7 +78,8 @@ export function ppoIteration(m: PpoModels, s: PpoConfig, kl: KlController, input
 
   // 2. Update
   const t1 = performance.now();
-  const stats = update(m, s, episodes, oldLogp, oldValues, adv.advantages, adv.returns, input.ptxBatch, rng);
+  const perToken = { old_logp: oldLogp, advantages: adv.advantages, old_values: oldValues, returns: adv.returns };
+  const stats = await update(m, s, episodes, perToken, input, rng);
   const updateSeconds = (performance.now() - t1) / 1000;
 
   const metrics = rolloutMetrics(rollout, adv.klSum, adv.nonScoreReward, kl.value, stats, s.lr, input, tokenizer);
@@ -82,101 +89,62 @@ export function ppoIteration(m: PpoModels, s: PpoConfig, kl: KlController, input
   return metrics;
 }
 
-function update(
+/** The episodes widened to the fixed shape of the traced update: prompts to `promptWidth` columns (if known), responses to response_length. */
+export function updateEpisodes(e: Episodes, s: PpoConfig, input: IterationInput, padId: number): Episodes {
+  return buildEpisodes(e.prompts, e.responses, e.finished, padId, { P: input.promptWidth ?? e.P, R: s.response_length });
+}
+
+async function update(
   m: PpoModels,
   s: PpoConfig,
   episodes: Episodes,
-  oldLogp: Float32Array,
-  oldValues: Float32Array,
-  advantages: Float32Array,
-  returns: Float32Array,
-  ptxBatch: (() => LmBatch) | undefined,
+  perToken: { old_logp: Float32Array; advantages: Float32Array; old_values: Float32Array; returns: Float32Array },
+  input: IterationInput,
   rng: Rng,
-): Stats {
+): Promise<Stats> {
   const { cfg } = m;
   const { B, R } = episodes;
   const shared = m.valueOptimizer === undefined;
+  const ptx = input.ptxBatch && s.ptx_coef > 0 ? input.ptxBatch : undefined;
+  const steps = m.steps ?? new StepRunners(false);
+  // PPO-ptx's batch is drawn from the host RNG inside the step, which a graph cannot repeat.
+  const unavailable = ptx ? 'PPO-ptx draws its pretraining batch from the host RNG inside each step' : undefined;
+  const policyLoss = shared ? sharedMicroLoss(cfg, s, ptx) : policyMicroLoss(cfg, s, ptx);
+  const policy = steps.get(shared ? 'ppo-shared' : 'ppo-policy', (graph) => new StepRunner(m.policy, m.policyOptimizer, s.grad_clip, policyLoss, { graph, unavailable }));
+  const valueOptimizer = m.valueOptimizer;
+  const valueLoss = valueMicroLoss(m.valueCfg, s);
+  const value = valueOptimizer && steps.get('ppo-value', (graph) => new StepRunner(m.value, valueOptimizer, s.grad_clip, valueLoss, { graph }));
+  // The graph runs on episodes padded to one fixed shape; the eager reference on the episodes as sampled.
+  const wide = updateEpisodes(episodes, s, input, m.tokenizer.padId);
   const sums: Stats = {};
   let count = 0;
   const add = (name: string, value: number): void => {
     sums[name] = (sums[name] ?? 0) + value;
   };
-  const rowsOf = (src: Float32Array, rows: readonly number[]): Float32Array => {
-    const out = new Float32Array(rows.length * R);
-    rows.forEach((r, i) => out.set(src.subarray(r * R, (r + 1) * R), i * R));
-    return out;
-  };
-
-  let stop = false;
   let epochs = 0;
-  for (let epoch = 0; epoch < s.ppo_epochs && !stop; epoch++) {
-    epochs++;
-    const order = rng.permutation(B);
-    for (let start = 0; start < B; start += s.mini_batch_size) {
-      const mini = order.slice(start, start + s.mini_batch_size);
-      const micro = s.mini_batch_size / s.grad_accum_steps;
-      const kept: Tensor[] = [];
-      const policyLosses: (() => Scalar)[] = [];
-      const valueLosses: (() => Scalar)[] = [];
-      for (let k = 0; k < mini.length; k += micro) {
-        const rows = mini.slice(k, k + micro);
-        const e = selectEpisodes(episodes, rows);
-        // Host slices of this micro-batch, uploaded inside each loss closure (which runs under the gradient tape's tidy).
-        const oldLogpRows = rowsOf(oldLogp, rows);
-        const advantageRows = rowsOf(advantages, rows);
-        const oldValueRows = rowsOf(oldValues, rows);
-        const returnRows = rowsOf(returns, rows);
-        const pgTerm = (): Scalar => {
-          const mask = tf.tensor1d(e.responseMask);
-          const { logp, logits } = responseLogprobs(m.policy, cfg, e, s.temperature);
-          const pg = policyLoss(logp, tf.tensor1d(oldLogpRows), tf.tensor1d(advantageRows), mask, s.cliprange);
-          kept.push(tf.keep(tf.stack([pg.loss, pg.clipfrac, pg.approxKl, pg.ratio])));
-          let loss = pg.loss as Scalar;
-          if (s.ent_coef > 0) {
-            const ent = entropyFromLogits(logits).mul(mask).sum().div(tf.maximum(mask.sum(), 1));
-            loss = loss.sub(ent.mul(s.ent_coef));
-          }
-          if (ptxBatch && s.ptx_coef > 0) loss = loss.add(lmBatchLoss(m.policy, cfg, ptxBatch(), false).mul(s.ptx_coef));
-          return loss;
-        };
-        const vfTerm = (): Scalar => {
-          const values = responseValues(m.value, m.valueCfg, e);
-          const vf = valueLoss(values, tf.tensor1d(oldValueRows), tf.tensor1d(returnRows), tf.tensor1d(e.responseMask), s.cliprange_value);
-          kept.push(tf.keep(tf.stack([vf.loss, vf.clipfrac])));
-          return vf.loss;
-        };
-        if (shared) policyLosses.push(() => pgTerm().add(vfTerm().mul(s.vf_coef)));
-        else {
-          policyLosses.push(pgTerm);
-          valueLosses.push(() => vfTerm().mul(s.vf_coef));
-        }
-      }
-      optimizerStep(m.policy, m.policyOptimizer, policyLosses, s.lr, s.grad_clip);
-      if (m.valueOptimizer) optimizerStep(m.value, m.valueOptimizer, valueLosses, s.value_lr ?? s.lr, s.grad_clip);
-      if (m.ema) updateEma(m.ema, m.policy, s.ema_decay!);
+  for (const { epoch, micro } of minibatches(B, s, rng)) {
+    epochs = epoch + 1;
+    const graphInputs = micro.map((rows) => episodeInputs(wide, rows, perToken, R));
+    const eagerInputs = () => micro.map((rows) => episodeInputs(episodes, rows, perToken, R));
+    const p = await policy.step(graphInputs, s.lr, () => eagerStep(m.policy, m.policyOptimizer, s.grad_clip, policyLoss, eagerInputs(), s.lr));
+    const vlr = s.value_lr ?? s.lr;
+    const v = value && (await value.step(graphInputs, vlr, () => eagerStep(m.value, valueOptimizer!, s.grad_clip, valueLoss, eagerInputs(), vlr)));
+    if (m.ema) updateEma(m.ema, m.policy, s.ema_decay!);
 
-      // kept holds [pg loss, clipfrac, approxkl, ratio] then [vf loss, vf clipfrac] per micro-batch
-      const values = kept.map((t) => Array.from(t.dataSync()));
-      tf.dispose(kept);
-      let approx = 0;
-      for (const v of values) {
-        if (v.length === 4) {
-          add('loss/policy_avg', v[0]);
-          add('policy/clipfrac_avg', v[1]);
-          add('policy/approxkl_avg', v[2]);
-          add('val/ratio', v[3]);
-          approx += v[2];
-        } else {
-          add('loss/value_avg', v[0]);
-          add('val/clipfrac_avg', v[1]);
-        }
-      }
-      count += values.length / 2;
-      if (s.early_stop_kl !== undefined && approx / (values.length / 2) > s.early_stop_kl) {
-        stop = true;
-        break;
-      }
-    }
+    // per micro-batch: [pg loss, clipfrac, approxkl, ratio] (then [vf loss, vf clipfrac] on a shared trunk), and the value model's [vf loss, vf clipfrac]
+    const vfStats = v ? v.stats : p.stats.map((x) => x.subarray(4));
+    let approx = 0;
+    p.stats.forEach((x, k) => {
+      add('loss/policy_avg', x[0]);
+      add('policy/clipfrac_avg', x[1]);
+      add('policy/approxkl_avg', x[2]);
+      add('val/ratio', x[3]);
+      approx += x[2];
+      add('loss/value_avg', vfStats[k][0]);
+      add('val/clipfrac_avg', vfStats[k][1]);
+    });
+    count += p.stats.length;
+    if (s.early_stop_kl !== undefined && approx / p.stats.length > s.early_stop_kl) break;
   }
   const out: Stats = {};
   for (const [k, v] of Object.entries(sums)) out[k] = v / count;

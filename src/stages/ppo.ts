@@ -20,6 +20,7 @@ import { encodePrompt, stopTokenIds } from '../sample/tokens.js';
 import { getTask } from '../tasks/index.js';
 import { tokenizerFingerprint, type Tokenizer } from '../tokenizer/index.js';
 import { AdamW } from '../train/adamw.js';
+import { graphStepWanted, StepRunners } from '../train/step-runner.js';
 import { InterruptedError, interruptFlag } from '../train/loop.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { randomWindows } from './lm-batches.js';
@@ -76,7 +77,7 @@ export interface PpoVariant {
   settings: PpoConfig;
   /** Each drawn prompt is repeated this many times, consecutively. */
   groupSize: number;
-  iterate(models: PpoModels, kl: KlController, input: IterationInput, rng: Rng): Record<string, number>;
+  iterate(models: PpoModels, kl: KlController, input: IterationInput, rng: Rng): Promise<Record<string, number>>;
 }
 
 /**
@@ -133,6 +134,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     policyOptimizer: adam(policy),
     valueOptimizer: shared || valueless ? undefined : adam(value),
     ema: cfg.ema_decay !== undefined ? copyParams(policy) : undefined,
+    steps: new StepRunners(graphStepWanted()),
   };
   let kl: KlController = cfg.adaptive_kl ? adaptiveKlController(cfg.kl_coef, cfg.adaptive_kl.target, cfg.adaptive_kl.horizon) : fixedKlController(cfg.kl_coef);
   const budget = cfg.kl_budget !== undefined ? new KlBudget(cfg.kl_budget, policy) : undefined;
@@ -156,6 +158,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   }
 
   const encodedPrompts = prompts.map((p) => encodePrompt(tokenizer, p));
+  const promptWidth = Math.max(...encodedPrompts.map((p) => p.length));
   const stops = cfg.stop_sequences ?? (task ? (getTask(task).stopSequences ?? []) : []);
   const stopIds = stopTokenIds(tokenizer, stops);
   const gold = task ? getTask(task).goldScore.bind(getTask(task)) : undefined;
@@ -201,9 +204,11 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
         stopIds,
         gold,
         ptxBatch: ptxIds ? () => randomWindows(ptxIds, cfg.ptx_batch_size, models.cfg.context_length, rng) : undefined,
+        promptWidth,
       };
       budget?.beforeIteration();
-      const metrics = variant ? variant.iterate(models, kl, input, rng) : ppoIteration(models, cfg, kl, input, rng);
+      const metrics = await (variant ? variant.iterate(models, kl, input, rng) : ppoIteration(models, cfg, kl, input, rng));
+      recordUpdatePath(run, models.steps!);
       const done = it + 1;
       const overBudget = budget?.overBudget(metrics['objective/kl']) ?? false;
       metrics.episode = done * cfg.rollout_batch_size;
@@ -244,8 +249,16 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
     budget?.dispose();
     models.policyOptimizer.dispose();
     models.valueOptimizer?.dispose();
+    models.steps?.dispose();
     for (const p of new Set([policy, value, reference.params, reward.params, ...(models.ema ? [models.ema] : [])])) disposeParams(p);
   }
+}
+
+/** Records how the update's steps ran (manifest `numerics.fast_paths.train_step`), and logs once why a graph was not used. */
+function recordUpdatePath(run: StageRun, steps: StepRunners): void {
+  if (steps.path) run.recordTrainStep(steps.path);
+  const reason = steps.unreportedFallback();
+  if (reason) run.logger.info({ reason }, 'graph training step unavailable: some update steps run eagerly');
 }
 
 /** A copy of the reward model whose head predicts normalised rewards, PPO's scale (a resume then overwrites it with the saved value model). */

@@ -2,18 +2,12 @@ import type { TrainStepPath } from '../backend/numerics.js';
 import type { GptConfig } from '../model/config.js';
 import type { Params } from '../model/gpt.js';
 import type { AdamW } from './adamw.js';
-import { GraphLmStep, GraphStepUnavailable, stepShapeOf, type StepShape } from './graph-step.js';
+import { lmInputs, lmMicroLoss } from './graph-step.js';
 import { lmBatchLoss, type LmBatch } from './lm-loss.js';
 import { optimizerStep, type StepResult } from './step.js';
+import { StepRunner } from './step-runner.js';
 
-
-/** `RLHF_TRAIN_STEP=eager` turns the graph step off; anything else (or unset) chooses automatically. */
-export function graphStepWanted(setting = process.env.RLHF_TRAIN_STEP): boolean {
-  return setting !== 'eager';
-}
-
-/** At most this many batch shapes get a graph each; further shapes run eagerly. */
-const MAX_GRAPHS = 4;
+export { graphStepWanted } from './step-runner.js';
 
 /** A micro-batch and its dropout seed (undefined without dropout). */
 export interface LmMicroBatch {
@@ -41,14 +35,12 @@ export function padBatch(b: LmBatch, T: number): LmBatch {
 
 /**
  * Runs language-model training steps as one TensorFlow graph each where that
- * was built and self-checked for the batch shape (src/train/graph-step.ts),
- * else as the eager `optimizerStep`. Records which ran.
+ * was built and self-checked for the batch shape (src/train/step-runner.ts),
+ * else as the eager `optimizerStep` (on the unpadded batches, with dropout).
+ * Records which ran.
  */
 export class LmStepRunner {
-  private readonly graphs = new Map<string, GraphLmStep | GraphStepUnavailable>();
-  private readonly ran = new Set<'graph' | 'eager'>();
-  /** Why the graph step was not used, for the log (first reason only). */
-  fallbackReason: string | undefined;
+  private readonly runner: StepRunner;
 
   constructor(
     private readonly params: Params,
@@ -56,51 +48,33 @@ export class LmStepRunner {
     private readonly cfg: GptConfig,
     private readonly maxGradNorm: number,
     private readonly opts: { graph: boolean; padTo?: number },
-  ) {}
+  ) {
+    const unavailable = cfg.dropout > 0 ? 'dropout masks are drawn on the host per step' : undefined;
+    this.runner = new StepRunner(params, optimizer, maxGradNorm, lmMicroLoss(cfg), { graph: opts.graph, unavailable });
+  }
 
   /** 'graph' or 'eager' if every step so far ran that way, 'mixed' otherwise; undefined before the first step. */
   get path(): TrainStepPath | undefined {
-    if (this.ran.size === 0) return undefined;
-    return this.ran.size === 2 ? 'mixed' : [...this.ran][0];
+    return this.runner.path;
+  }
+
+  /** Why the graph step was not used, for the log (first reason only). */
+  get fallbackReason(): string | undefined {
+    return this.runner.fallbackReason;
   }
 
   async step(micro: readonly LmMicroBatch[], lr: number): Promise<StepResult> {
-    const graph = await this.graphFor(micro);
-    if (graph) {
-      this.ran.add('graph');
-      return graph.run(this.params, this.optimizer, this.padded(micro), lr);
-    }
-    this.ran.add('eager');
-    const losses = micro.map((m) => () => lmBatchLoss(this.params, this.cfg, m.batch, true, m.dropoutSeed));
-    return optimizerStep(this.params, this.optimizer, losses, lr, this.maxGradNorm);
-  }
-
-  private padded(micro: readonly LmMicroBatch[]): LmBatch[] {
     const T = this.opts.padTo;
-    return micro.map((m) => (T === undefined ? m.batch : padBatch(m.batch, T)));
-  }
-
-  private async graphFor(micro: readonly LmMicroBatch[]): Promise<GraphLmStep | undefined> {
-    if (!this.opts.graph || this.cfg.dropout > 0) return undefined;
-    const shape: StepShape = stepShapeOf(this.padded(micro));
-    const key = JSON.stringify(shape);
-    let g = this.graphs.get(key);
-    if (g === undefined) {
-      if (this.graphs.size >= MAX_GRAPHS) return undefined;
-      try {
-        g = await GraphLmStep.build(this.params, this.optimizer, this.cfg, shape, this.maxGradNorm);
-      } catch (err) {
-        if (!(err instanceof GraphStepUnavailable)) throw err;
-        g = err;
-        this.fallbackReason ??= err.message;
-      }
-      this.graphs.set(key, g);
-    }
-    return g instanceof GraphLmStep ? g : undefined;
+    const inputs = micro.map((m) => lmInputs(T === undefined ? m.batch : padBatch(m.batch, T)));
+    const eager = () => {
+      const losses = micro.map((m) => () => lmBatchLoss(this.params, this.cfg, m.batch, true, m.dropoutSeed));
+      return { ...optimizerStep(this.params, this.optimizer, losses, lr, this.maxGradNorm), stats: [] };
+    };
+    const { loss, gradNorm } = await this.runner.step(inputs, lr, eager);
+    return { loss, gradNorm };
   }
 
   dispose(): void {
-    for (const g of this.graphs.values()) if (g instanceof GraphLmStep) g.dispose();
-    this.graphs.clear();
+    this.runner.dispose();
   }
 }
