@@ -161,7 +161,7 @@ Examples:
     });
 
   configOptions(program.command('eval'), true)
-    .description('score policies on a prompt set: proxy reward, gold score, KL to the reference, length, distinct-n')
+    .description('score policies on a prompt set: proxy reward, gold score, KL to the reference, length, distinct-n, and the wall time of the stage that produced each')
     .option('--policy <dir>', 'policy checkpoint to evaluate (repeatable; default: SFT and every completed PPO stage)', collect, [] as string[])
     .option('--samples <n>', 'sample rows to print per policy', intArg('--samples'), 3)
     .option('--json', 'print the results as JSON')
