@@ -1,6 +1,5 @@
 import { tf } from '../backend/tf.js';
-import { loadCheckpoint, readCheckpointMeta } from '../checkpoint/checkpoint.js';
-import { ConfigError, type LoadedConfig } from '../config/load.js';
+import type { LoadedConfig } from '../config/load.js';
 import { DataError } from '../data/corpus.js';
 import { dpoLoss, type DpoLossKind } from '../dpo/loss.js';
 import { sequenceLogps } from '../dpo/logps.js';
@@ -10,7 +9,7 @@ import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
 import { sftBatch, tokenizeDemonstrations, type SftSequence } from '../sft/examples.js';
 import { mean, splitEveryKth } from '../util/arrays.js';
-import { parentCheckpoint } from './sft.js';
+import { fineTuneStart } from './sft.js';
 import { handOver, runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
 
 /** A preference pair, tokenised, with its responses' log-probabilities under the (frozen) reference. */
@@ -65,14 +64,10 @@ function dpoTerms(params: Params, cfg: GptConfig, pairs: readonly Pair[], padId:
  * stages' own.
  */
 export function runDpo(loaded: LoadedConfig, opts: StageOptions = {}): Promise<StageResult> {
-  const { config, file } = loaded;
   return runSupervisedStage(loaded, 'dpo', opts, (resumed) => {
-    const cfg = config.dpo;
-    if (!cfg) throw new ConfigError(`${file}: dpo: section missing`);
-    const parent = parentCheckpoint(loaded, cfg.init_from, 'sft');
-    const model = readCheckpointMeta(parent).model;
-    const dataFile = cfg.data?.path ?? labelComparisonsPath(config);
-    const reference = loadCheckpoint(parent, { expectHead: 'lm' });
+    // the SFT policy is loaded even on resume: it is the reference whose log-probs the pairs need
+    const { settings: cfg, parent, model, start: reference } = fineTuneStart(loaded, 'dpo', 'sft');
+    const dataFile = cfg.data?.path ?? labelComparisonsPath(loaded.config);
     const { tokenizer } = reference;
     let train: Pair[];
     let evaluation: Pair[];
