@@ -162,7 +162,7 @@ Examples:
 
   configOptions(program.command('eval'), true)
     .description('score policies on a prompt set: proxy reward, gold score, KL to the reference, length, distinct-n, and the wall time of the stage that produced each')
-    .option('--policy <dir>', 'policy checkpoint to evaluate (repeatable; default: SFT and every completed PPO stage)', collect, [] as string[])
+    .option('--policy <dir>', 'policy checkpoint to evaluate (repeatable; default: SFT and every completed RLOO, GRPO, DPO and PPO stage)', collect, [] as string[])
     .option('--samples <n>', 'sample rows to print per policy', intArg('--samples'), 3)
     .option('--json', 'print the results as JSON')
     .option('--force', 'overwrite a completed eval of this experiment')
@@ -238,8 +238,8 @@ Examples:
       'after',
       `
 The page needs no network: charts are Vega-Lite rendered to inline SVG when the report is
-built. The summary lists each stage's status, wall time and key final metrics (NO_COLOR
-turns colour off).
+built. The summary lists each stage's status, wall time and key final metrics, then the eval's
+policies with the wall time of the stage that produced each (NO_COLOR turns colour off).
 
 Examples:
   rlhf report runs/sentiment
