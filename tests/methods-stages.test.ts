@@ -10,6 +10,7 @@ import { runPpo } from '../src/stages/ppo.js';
 import { runPretrain } from '../src/stages/pretrain.js';
 import { runSft } from '../src/stages/sft.js';
 import { runTrainReward } from '../src/stages/train-reward.js';
+import { readManifest, stageDir } from '../src/run/stage.js';
 import type { StageResult } from '../src/stages/supervised.js';
 import { stageMetrics } from '../src/workflow/pipeline.js';
 import { verifyRun } from '../src/workflow/verify.js';
@@ -106,6 +107,9 @@ describe('eval with every method', () => {
     const m = stageMetrics(dir)!;
     for (const method of ['sft', 'rloo', 'grpo', 'dpo', 'ppo']) expect(m[`${method}/gold_score`], method).toBeTypeOf('number');
     expect(m['ppo/kl']).toBe(m.kl);
+    // each method's wall time is its own stage's, from that stage's manifest
+    for (const r of results) expect(r.wall_s, r.policy).toBe(readManifest(path.dirname(r.policy))!.wall_time_s);
+    expect(m['dpo/wall_s']).toBe(readManifest(stageDir(loaded.config, 'dpo'))!.wall_time_s);
   });
 });
 

@@ -153,7 +153,8 @@ describe('rlhf sweep', () => {
 
   it('4 trials, 2 at a time, one failing: 3 results and 1 recorded failure; upstream stages are shared', async () => {
     const out = path.join(runs, 'wf-sweep');
-    const r = await rlhf(['sweep', '-c', file, '--grid', 'ppo.kl_coef=0.05,0.2,-1,0.1', '--jobs', '2', '--json']);
+    // trial-003's config is valid (else the sweep would refuse to start) but its rollout cannot fit in memory: the ppo stage refuses it
+    const r = await rlhf(['sweep', '-c', file, '--grid', 'ppo.rollout_batch_size=16,8,80000000,24', '--jobs', '2', '--json']);
     expect(r.code).toBe(2); // some trials failed
     expect(errorLine(r)).toMatch(/^rlhf: 1 of 4 trials failed/);
     const result = JSON.parse(r.stdout) as { ok: number; failed: number; trials: { id: string; status: string; exit_code: number; error?: string; metrics: Record<string, number> }[] };
@@ -161,7 +162,7 @@ describe('rlhf sweep', () => {
     const failed = result.trials.find((t) => t.status === 'failed')!;
     expect(failed.id).toBe('trial-003');
     expect(failed.exit_code).toBe(2);
-    expect(failed.error).toMatch(/ppo\.kl_coef: Number must be greater than or equal to 0/);
+    expect(failed.error).toMatch(/ppo needs an estimated [\d.]+ [GT]iB of memory/);
     for (const t of result.trials.filter((x) => x.status === 'ok')) expect(t.metrics['eval/proxy_reward']).toBeTypeOf('number');
 
     const csv = fs.readFileSync(path.join(out, 'summary.csv'), 'utf8').trim().split('\n');
@@ -169,7 +170,7 @@ describe('rlhf sweep', () => {
     const head = csv[0].split(',');
     const rows = csv.slice(1).map((l) => Object.fromEntries(l.split(',').map((v, i) => [head[i], v])));
     expect(rows.filter((x) => x.status === 'ok')).toHaveLength(3);
-    expect(rows.filter((x) => x.status === 'failed')).toEqual([expect.objectContaining({ trial: 'trial-003', exit_code: '2', 'ppo.kl_coef': '-1' })]);
+    expect(rows.filter((x) => x.status === 'failed')).toEqual([expect.objectContaining({ trial: 'trial-003', exit_code: '2', 'ppo.rollout_batch_size': '80000000' })]);
     expect(rows[3].trial).toBe('trial-003'); // failures sort last
     const md = fs.readFileSync(path.join(out, 'summary.md'), 'utf8');
     expect(md).toContain('3 ok, 1 failed');
@@ -181,8 +182,8 @@ describe('rlhf sweep', () => {
       expect(fs.realpathSync(path.join(out, 'trial-001', s))).toBe(fs.realpathSync(path.join(run, s)));
     }
     expect(fs.lstatSync(path.join(out, 'trial-001', 'ppo')).isDirectory()).toBe(true);
-    const kl = (id: string) => (readManifest(path.join(out, id, 'ppo')) as unknown as { inputs: { config: { ppo: { kl_coef: number } } } }).inputs.config.ppo.kl_coef;
-    expect(['trial-001', 'trial-002', 'trial-004'].map(kl)).toEqual([0.05, 0.2, 0.1]);
+    const rollout = (id: string) => (readManifest(path.join(out, id, 'ppo')) as unknown as { inputs: { config: { ppo: { rollout_batch_size: number } } } }).inputs.config.ppo.rollout_batch_size;
+    expect(['trial-001', 'trial-002', 'trial-004'].map(rollout)).toEqual([16, 8, 24]);
   }, 180_000);
 });
 

@@ -161,8 +161,8 @@ Examples:
     });
 
   configOptions(program.command('eval'), true)
-    .description('score policies on a prompt set: proxy reward, gold score, KL to the reference, length, distinct-n')
-    .option('--policy <dir>', 'policy checkpoint to evaluate (repeatable; default: SFT and every completed PPO stage)', collect, [] as string[])
+    .description('score policies on a prompt set: proxy reward, gold score, KL to the reference, length, distinct-n, and the wall time of the stage that produced each')
+    .option('--policy <dir>', 'policy checkpoint to evaluate (repeatable; default: SFT and every completed RLOO, GRPO, DPO and PPO stage)', collect, [] as string[])
     .option('--samples <n>', 'sample rows to print per policy', intArg('--samples'), 3)
     .option('--json', 'print the results as JSON')
     .option('--force', 'overwrite a completed eval of this experiment')
@@ -238,8 +238,8 @@ Examples:
       'after',
       `
 The page needs no network: charts are Vega-Lite rendered to inline SVG when the report is
-built. The summary lists each stage's status, wall time and key final metrics (NO_COLOR
-turns colour off).
+built. The summary lists each stage's status, wall time and key final metrics, then the eval's
+policies with the wall time of the stage that produced each (NO_COLOR turns colour off).
 
 Examples:
   rlhf report runs/sentiment
@@ -301,7 +301,7 @@ Examples:
 
   configOptions(program.command('sweep'), true)
     .description('grid or random search over config keys; trials share the unchanged upstream stages and run as child processes')
-    .option('--grid <key=v1,v2>', 'values of a key (repeatable; all combinations); a YAML list for values with commas: key=[a, b]', collect, [] as string[])
+    .option('--grid <key=v1,v2>', 'values of a key (repeatable; all combinations); integer ranges a..b or a..b:step (inclusive); a YAML list for values with commas: key=[a, b]', collect, [] as string[])
     .option('--random <n>', 'draw n random trials instead of the full grid', intArg('--random'))
     .option('--range <key=lo:hi>', 'uniform range for --random (integers if lo and hi are; lo:hi:log for log-uniform; repeatable)', collect, [] as string[])
     .option('--seed <n>', 'seed of the random draws', intArg('--seed'), 0)
@@ -318,9 +318,11 @@ Examples:
 Each trial is a full run directory <out>/trial-NNN/ whose shared stages are links to the base run
 (runs/<name>/); summary.csv and summary.md (sorted by --metric) are rewritten as trials finish;
 a failed trial is recorded with its exit code and last error line, and the others go on.
+Every trial's config is validated first: a bad value stops the sweep before anything runs or is written.
 
 Examples:
   rlhf sweep -c configs/ci.yaml --grid ppo.kl_coef=0.02,0.05,0.1,0.2 --jobs 2
+  rlhf sweep -c configs/ci.yaml --grid seed=1..10 --jobs 1          # one method over 10 seeds
   rlhf sweep -c configs/ci.yaml --random 8 --range ppo.lr=1e-5:1e-3:log --range ppo.ppo_epochs=1:4 --seed 1
   rlhf sweep -c configs/sentiment.yaml --grid 'label.noise=[{type: none}, {type: flip, rate: 0.2}]' --metric eval/gold_score
   rlhf sweep -c configs/ci.yaml --grid ppo.kl_coef=0.05,0.1 --print-commands > trials.txt   # then: parallel < trials.txt`,

@@ -1,4 +1,4 @@
-import { finalValues, policyLabel, type EvalSample, type RunData, type StageData } from './rundir.js';
+import { finalValues, policyLabel, type EvalResult, type EvalSample, type RunData, type StageData } from './rundir.js';
 import type { RenderedChart } from './charts.js';
 import { fmt, fmtDuration, type RunSummary } from './summary.js';
 
@@ -136,10 +136,11 @@ function resultsTable(run: RunData, stage: StageData): string {
     ['distinct_1', 'distinct-1'],
     ['distinct_2', 'distinct-2'],
   ];
+  const wall = (r: EvalResult) => `<td class="num">${esc(fmtDuration(r.wall_s ?? null))}</td>`;
   const rows = stage.results
-    .map((r) => `<tr><td class="mono">${esc(policyLabel(r.policy, run.root))}</td>${cols.map(([k]) => `<td class="num">${num((r as unknown as Record<string, unknown>)[k])}</td>`).join('')}</tr>`)
+    .map((r) => `<tr><td class="mono">${esc(policyLabel(r.policy, run.root))}</td>${cols.map(([k]) => `<td class="num">${num((r as unknown as Record<string, unknown>)[k])}</td>`).join('')}${wall(r)}</tr>`)
     .join('\n');
-  return `<h3>Policies</h3><table><thead><tr><th>policy</th>${cols.map(([, t]) => `<th class="num">${esc(t)}</th>`).join('')}</tr></thead><tbody>\n${rows}\n</tbody></table>`;
+  return `<h3>Policies</h3><table><thead><tr><th>policy</th>${cols.map(([, t]) => `<th class="num">${esc(t)}</th>`).join('')}<th class="num" title="wall time of the stage that produced the policy">wall time</th></tr></thead><tbody>\n${rows}\n</tbody></table>`;
 }
 
 /** Up to `n` samples, one per prompt before a second for any (several samples per prompt are common). */

@@ -27,6 +27,8 @@ export interface EvalResult {
   response_length?: number;
   distinct_1?: number;
   distinct_2?: number;
+  /** Wall time of the stage that produced the policy. */
+  wall_s?: number;
 }
 
 export interface EvalSample {

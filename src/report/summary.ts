@@ -73,7 +73,7 @@ export function summarizeRun(run: RunData): RunSummary {
     summary.eval = evalStage.results.map((r) => {
       const p: PolicySummary = { policy: policyLabel(r.policy, run.root), proxy_reward: r.proxy_reward, kl: r.kl };
       if (typeof r.gold_score === 'number') p.gold_score = r.gold_score;
-      for (const k of ['response_length', 'distinct_1', 'distinct_2'] as const) if (typeof r[k] === 'number') p[k] = r[k];
+      for (const k of ['response_length', 'distinct_1', 'distinct_2', 'wall_s'] as const) if (typeof r[k] === 'number') p[k] = r[k];
       return p;
     });
   }
@@ -136,7 +136,7 @@ export function summaryText(summary: RunSummary, color = false): string {
   lines.push(paint('2', pad(header, false)));
   for (const r of rows) lines.push(pad(r, true));
   if (summary.eval?.length) {
-    const cols = ['policy', 'proxy', 'gold', 'kl', 'length', 'distinct-2'];
+    const cols = ['policy', 'proxy', 'gold', 'kl', 'length', 'distinct-2', 'wall'];
     const evalRows = summary.eval.map((p) => [
       p.policy,
       fmt(p.proxy_reward),
@@ -144,6 +144,7 @@ export function summaryText(summary: RunSummary, color = false): string {
       fmt(p.kl),
       p.response_length !== undefined ? fmt(p.response_length) : '-',
       p.distinct_2 !== undefined ? fmt(p.distinct_2) : '-',
+      fmtDuration(p.wall_s ?? null),
     ]);
     const w = cols.map((c, i) => Math.max(c.length, ...evalRows.map((r) => r[i].length)));
     const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');

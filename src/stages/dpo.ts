@@ -1,6 +1,6 @@
 import { tf } from '../backend/tf.js';
-import { loadCheckpoint, readCheckpointMeta } from '../checkpoint/checkpoint.js';
-import { ConfigError, type LoadedConfig } from '../config/load.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { DpoConfig } from '../config/schema.js';
 import { DataError } from '../data/corpus.js';
 import { dpoLoss, type DpoLossKind } from '../dpo/loss.js';
 import { sequenceLogps } from '../dpo/logps.js';
@@ -10,8 +10,8 @@ import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
 import { sftBatch, tokenizeDemonstrations, type SftSequence } from '../sft/examples.js';
 import { mean, splitEveryKth } from '../util/arrays.js';
-import { parentCheckpoint } from './sft.js';
-import { handOver, runSupervisedStage, type StageOptions, type StageResult } from './supervised.js';
+import { fineTuneStart } from './sft.js';
+import { handOver, runSupervisedStage, type StageOptions, type StageResult, type SupervisedStage } from './supervised.js';
 
 /** A preference pair, tokenised, with its responses' log-probabilities under the (frozen) reference. */
 interface Pair {
@@ -57,6 +57,16 @@ function dpoTerms(params: Params, cfg: GptConfig, pairs: readonly Pair[], padId:
 }
 
 /**
+ * DPO's memory beyond the supervised loop's: micro-batches of 2·batch_size rows (the chosen
+ * responses, then the rejected ones), and the frozen SFT reference, a model of the policy's
+ * shape. A resumed run holds it beside the policy while the reference log-probs are computed;
+ * a fresh run hands its weights over as the policy's, so there the estimate is an upper bound.
+ */
+export function dpoMemoryNeeds(cfg: Pick<DpoConfig, 'batch_size'>, model: GptConfig): Pick<SupervisedStage, 'batchRows' | 'alsoNeeds'> {
+  return { batchRows: 2 * cfg.batch_size, alsoNeeds: { models: [{ model, head: 'lm' }] } };
+}
+
+/**
  * `rlhf dpo`: Direct Preference Optimisation on the label stage's comparisons.
  * The policy starts from the SFT model, which is also the frozen reference;
  * its log-probabilities of every response are computed once, before training.
@@ -65,14 +75,10 @@ function dpoTerms(params: Params, cfg: GptConfig, pairs: readonly Pair[], padId:
  * stages' own.
  */
 export function runDpo(loaded: LoadedConfig, opts: StageOptions = {}): Promise<StageResult> {
-  const { config, file } = loaded;
   return runSupervisedStage(loaded, 'dpo', opts, (resumed) => {
-    const cfg = config.dpo;
-    if (!cfg) throw new ConfigError(`${file}: dpo: section missing`);
-    const parent = parentCheckpoint(loaded, cfg.init_from, 'sft');
-    const model = readCheckpointMeta(parent).model;
-    const dataFile = cfg.data?.path ?? labelComparisonsPath(config);
-    const reference = loadCheckpoint(parent, { expectHead: 'lm' });
+    // the SFT policy is loaded even on resume: it is the reference whose log-probs the pairs need
+    const { settings: cfg, parent, model, start: reference } = fineTuneStart(loaded, 'dpo', 'sft');
+    const dataFile = cfg.data?.path ?? labelComparisonsPath(loaded.config);
     const { tokenizer } = reference;
     let train: Pair[];
     let evaluation: Pair[];
@@ -120,7 +126,7 @@ export function runDpo(loaded: LoadedConfig, opts: StageOptions = {}): Promise<S
       settings: cfg,
       parents: [parent],
       tokensPerStep: Math.round(2 * B * cfg.grad_accum_steps * mean(train.map((p) => (p.chosen.ids.length + p.rejected.ids.length) / 2))),
-      batchRows: 2 * B,
+      ...dpoMemoryNeeds(cfg, model),
       initialParams: handOver(reference.params, 'dpo'),
       microBatch: (params, rng) => {
         const pairs = Array.from({ length: B }, () => train[rng.int(train.length)]);

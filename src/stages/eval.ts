@@ -31,6 +31,8 @@ export interface PolicyEvaluation {
   response_length: number;
   distinct_1: number;
   distinct_2: number;
+  /** Wall time of the stage that produced the policy (its `<stage>/final`), from that stage's manifest. */
+  wall_s?: number;
   samples: { prompt: string; response: string; proxy_reward: number; gold_score?: number }[];
 }
 
@@ -93,6 +95,13 @@ export function defaultPolicies(loaded: LoadedConfig): string[] {
   return out;
 }
 
+/** `wall_time_s` of the completed stage whose `final` checkpoint `policyDir` is; undefined for any other checkpoint. */
+export function producingStageWall(policyDir: string): number | undefined {
+  if (path.basename(path.resolve(policyDir)) !== 'final') return undefined;
+  const m = readManifest(path.dirname(path.resolve(policyDir)));
+  return m?.status === 'completed' && typeof m.wall_time_s === 'number' ? m.wall_time_s : undefined;
+}
+
 /** Every policy must be a language model speaking the reward model's tokenizer: checked (cheaply) before any is evaluated. */
 function checkPolicies(policies: readonly string[], rewardDir: string): void {
   const reward = readCheckpointMeta(rewardDir);
@@ -118,6 +127,7 @@ export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string
       try {
         const samples = samplePolicy(policy, scorers, scorers.settings.samples_per_prompt);
         const responses = samples.map((x) => x.response);
+        const wall = producingStageWall(dir);
         return {
           policy: dir,
           proxy_reward: mean(samples.map((x) => x.proxy_reward)),
@@ -126,6 +136,7 @@ export function evaluatePolicies(loaded: LoadedConfig, policies: readonly string
           response_length: mean(samples.map((x) => x.length)),
           distinct_1: distinctN(responses, 1, scorers.gold?.diversityUnit, scorers.gold?.stopSequences),
           distinct_2: distinctN(responses, 2, scorers.gold?.diversityUnit, scorers.gold?.stopSequences),
+          ...(wall !== undefined ? { wall_s: wall } : {}),
           samples: samples.map(({ prompt, response, proxy_reward, gold_score }) => ({ prompt, response, proxy_reward, ...(gold_score !== undefined ? { gold_score } : {}) })),
         };
       } finally {
@@ -213,6 +224,12 @@ export function evaluateBestOfN(loaded: LoadedConfig, ns: readonly number[], sam
   });
 }
 
+/** Wall time of the eval's best-of-n: loading the SFT policy and reward model, sampling `n` responses per prompt and scoring them. */
+export interface BestOfNSampling {
+  n: number;
+  wall_s: number;
+}
+
 export const OVEROPTIMIZATION_FILE = 'overoptimization.json';
 
 /** Best-of-n on the SFT policy and the PPO stage's own curve (when it ran), with both fits. */
@@ -223,7 +240,7 @@ export function overoptimization(loaded: LoadedConfig, ns: readonly number[]): O
 
 /** Fixed-width table of the evaluations, for the terminal. */
 export function evaluationTable(results: readonly PolicyEvaluation[]): string {
-  const cols = ['policy', 'proxy', 'gold', 'kl', 'length', 'distinct-1', 'distinct-2'];
+  const cols = ['policy', 'proxy', 'gold', 'kl', 'length', 'distinct-1', 'distinct-2', 'wall s'];
   const rows = results.map((r) => [
     r.policy.split(path.sep).slice(-3).join('/'),
     r.proxy_reward.toFixed(3),
@@ -232,6 +249,7 @@ export function evaluationTable(results: readonly PolicyEvaluation[]): string {
     r.response_length.toFixed(1),
     r.distinct_1.toFixed(3),
     r.distinct_2.toFixed(3),
+    r.wall_s !== undefined ? r.wall_s.toFixed(1) : '-',
   ]);
   const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -255,7 +273,11 @@ export async function runEval(loaded: LoadedConfig, policies?: string[], opts: {
     throw new StageStateError(`${stageDir(loaded.config, 'eval')}: holds a completed run; pass --force to overwrite it`);
   }
   const results = evaluatePolicies(loaded, list);
-  const over = loaded.config.eval?.best_of_n ? overoptimization(loaded, loaded.config.eval.best_of_n) : undefined;
+  const ns = loaded.config.eval?.best_of_n;
+  const bonStart = performance.now();
+  const over = ns ? overoptimization(loaded, ns) : undefined;
+  // Best-of-n's own cost: sampling and scoring max(n) responses per prompt (only in the manifest: it is no result to verify).
+  const bonSampling: BestOfNSampling | undefined = ns ? { n: Math.max(...ns), wall_s: Number(((performance.now() - bonStart) / 1000).toFixed(3)) } : undefined;
   const run = StageRun.open(loaded.config, 'eval', { force: true, parents: list });
   try {
     const summary = results.map(({ samples, ...rest }) => rest);
@@ -266,7 +288,7 @@ export async function runEval(loaded: LoadedConfig, policies?: string[], opts: {
       const { samples, policy, ...numbers } = r;
       run.metrics(i, Object.fromEntries(Object.entries(numbers).filter(([, v]) => typeof v === 'number')) as Record<string, number>);
     });
-    run.complete({ policies: summary, ...(over ? { overoptimization: over.fits, best_of_n: over.best_of_n } : {}) });
+    run.complete({ policies: summary, ...(over ? { overoptimization: over.fits, best_of_n: over.best_of_n, best_of_n_sampling: bonSampling } : {}) });
     return { dir: run.dir, results };
   } catch (err) {
     run.fail('failed', (err as Error).message);

@@ -1,7 +1,8 @@
 import path from 'node:path';
-import { readCheckpointMeta, loadCheckpoint } from '../checkpoint/checkpoint.js';
+import { readCheckpointMeta, loadCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import { ConfigError, type LoadedConfig } from '../config/load.js';
-import type { DataSource } from '../config/schema.js';
+import type { DataSource, ExperimentConfig } from '../config/schema.js';
+import type { GptConfig } from '../model/config.js';
 import { DataError } from '../data/corpus.js';
 import { stageDir } from '../run/stage.js';
 import { readDemonstrations, sftBatch, tokenizeDemonstrations, type Demonstration } from '../sft/examples.js';
@@ -23,19 +24,32 @@ export function parentCheckpoint(loaded: LoadedConfig, initFrom: string | undefi
 }
 
 /**
+ * Where a stage that fine-tunes a language model (sft, dpo) starts: its config section, the
+ * parent checkpoint, the parent's model shape, and the parent loaded (or `reuse`, e.g. a
+ * resumed run's checkpoint, instead). Here beside parentCheckpoint, which other stages import
+ * from this file too (supervised.ts would make an import cycle with it).
+ */
+export function fineTuneStart<S extends 'sft' | 'dpo'>(
+  loaded: LoadedConfig,
+  section: S,
+  previousStage: string,
+  reuse?: LoadedCheckpoint,
+): { settings: NonNullable<ExperimentConfig[S]>; parent: string; model: GptConfig; start: LoadedCheckpoint } {
+  const settings = loaded.config[section];
+  if (!settings) throw new ConfigError(`${loaded.file}: ${section}: section missing`);
+  const parent = parentCheckpoint(loaded, settings.init_from, previousStage);
+  const model = readCheckpointMeta(parent).model;
+  return { settings, parent, model, start: reuse ?? loadCheckpoint(parent, { expectHead: 'lm' }) };
+}
+
+/**
  * Supervised fine-tuning from a pretrain checkpoint: loss on response tokens
  * (and the appended EOS) only. The tokenizer travels with the checkpoint.
  */
 export function runSft(loaded: LoadedConfig, opts: StageOptions = {}): Promise<StageResult> {
-  const { config, file } = loaded;
   return runSupervisedStage(loaded, 'sft', opts, (resumed) => {
-    const cfg = config.sft;
-    if (!cfg) throw new ConfigError(`${file}: sft: section missing`);
-    const parent = parentCheckpoint(loaded, cfg.init_from, 'pretrain');
-    const meta = readCheckpointMeta(parent);
-    const init = resumed ?? loadCheckpoint(parent, { expectHead: 'lm' });
+    const { settings: cfg, parent, model, start: init } = fineTuneStart(loaded, 'sft', 'pretrain', resumed);
     const { tokenizer } = init;
-    const model = meta.model;
     const demos = loadDemonstrations(cfg.data);
     const { sequences, truncated } = tokenizeDemonstrations(demos, tokenizer, model.context_length);
     const { train, evaluation } = splitEveryKth(sequences, cfg.eval_fraction);

@@ -69,6 +69,15 @@ export function handOver(params: Params, stage: string): () => Params {
   };
 }
 
+/** The memory a supervised stage needs: its trained model's micro-batch forward and backward, and whatever else it holds. */
+export function supervisedMemoryPlan(stage: Pick<SupervisedStage, 'model' | 'head' | 'batchRows' | 'alsoNeeds'> & { settings: Pick<TrainingLoopConfig, 'batch_size'> }): MemoryPlan {
+  return {
+    models: [{ model: stage.model, head: stage.head, trained: true }, ...(stage.alsoNeeds?.models ?? [])],
+    train: { rows: stage.batchRows ?? stage.settings.batch_size, tokens: stage.model.context_length },
+    generate: stage.alsoNeeds?.generate,
+  };
+}
+
 /**
  * Runs one gradient-trained stage (pretrain, sft, train-reward): validates via
  * `prepare` and the memory estimate before the stage directory is touched, resumes from the newest
@@ -89,11 +98,7 @@ export async function runSupervisedStage(
   let prepared: SupervisedStage;
   try {
     prepared = prepare(ckpt);
-    checkMemory(loaded.file, stage, {
-      models: [{ model: prepared.model, head: prepared.head, trained: true }, ...(prepared.alsoNeeds?.models ?? [])],
-      train: { rows: prepared.batchRows ?? prepared.settings.batch_size, tokens: prepared.model.context_length },
-      generate: prepared.alsoNeeds?.generate,
-    });
+    checkMemory(loaded.file, stage, supervisedMemoryPlan(prepared));
   } catch (err) {
     if (ckpt) disposeParams(ckpt.params);
     throw err;

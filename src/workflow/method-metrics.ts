@@ -10,7 +10,8 @@ import { OTHER_METHODS } from './stages.js';
 
 export const FRONTIER_FILE = 'frontier.svg';
 
-export const METHOD_METRICS = ['gold_score', 'proxy_reward', 'kl', 'distinct_2'] as const;
+/** wall_s: the wall time of the stage that produced the policy (best-of-n: the eval's sampling and scoring). */
+export const METHOD_METRICS = ['gold_score', 'proxy_reward', 'kl', 'distinct_2', 'wall_s'] as const;
 
 /** "rloo" for runs/x/rloo/final, "round-2/ppo" for runs/x/round-2/ppo/final; the path's last part otherwise. */
 export function methodLabel(policy: string): string {
@@ -32,9 +33,10 @@ export function perMethodMetrics(policies: readonly Record<string, unknown>[]): 
   return out;
 }
 
-/** `best_of_<n>/{gold_score,proxy_reward,kl}` from the eval's best-of-n points. */
-export function bestOfNMetrics(points: readonly { n: number; kl: number; proxy_reward: number; gold_score?: number }[]): Record<string, number> {
+/** `best_of_<n>/{gold_score,proxy_reward,kl}` from the eval's best-of-n points, and `best_of_<n>/wall_s` for the n that was sampled. */
+export function bestOfNMetrics(points: readonly { n: number; kl: number; proxy_reward: number; gold_score?: number }[], sampling?: { n: number; wall_s: number }): Record<string, number> {
   const out: Record<string, number> = {};
+  if (sampling && points.some((p) => p.n === sampling.n && p.n !== 1)) out[`best_of_${sampling.n}/wall_s`] = sampling.wall_s;
   for (const p of points) {
     if (p.n === 1) continue;
     out[`best_of_${p.n}/proxy_reward`] = p.proxy_reward;
@@ -59,7 +61,8 @@ export interface MethodRow {
 export function methodAggregates(trials: readonly { status: string; params: Record<string, string>; metrics: Record<string, number> }[], keys: readonly string[]): MethodRow[] {
   if (!keys.includes('seed')) return [];
   const ok = trials.filter((t) => t.status === 'ok');
-  const methods = [...new Set(ok.flatMap((t) => Object.keys(t.metrics).map((k) => /^eval\/(.+)\/(gold_score|proxy_reward|kl|distinct_2)$/.exec(k)?.[1]).filter((m): m is string => m !== undefined)))];
+  const methodMetric = new RegExp(`^eval/(.+)/(${METHOD_METRICS.join('|')})$`);
+  const methods = [...new Set(ok.flatMap((t) => Object.keys(t.metrics).map((k) => methodMetric.exec(k)?.[1]).filter((m): m is string => m !== undefined)))];
   if (!methods.some((m) => m !== 'sft')) return [];
   const others = keys.filter((k) => k !== 'seed');
   const groups = new Map<string, typeof ok>();
@@ -85,13 +88,17 @@ export function methodTable(rows: readonly MethodRow[]): string[] {
   const cols = METHOD_METRICS.filter((m) => rows.some((r) => r.columns.some(([c]) => c === m)));
   const cell = (r: MethodRow, m: string) => {
     const s = r.columns.find(([c]) => c === m)?.[1];
-    return s ? `${s.mean.toFixed(3)} ± ${s.sd.toFixed(3)}` : '';
+    const digits = m === 'wall_s' ? 1 : 3;
+    return s ? `${s.mean.toFixed(digits)} ± ${s.sd.toFixed(digits)}` : '';
   };
   return [
     '',
     '## Methods over seeds',
     '',
     'Each method of the run (SFT, PPO, RLOO, GRPO, DPO, best-of-n on SFT): mean ± sd over seeds, KL to the SFT policy in nats (best-of-n: log n − (n−1)/n). Chart: frontier.svg.',
+    ...(cols.includes('wall_s')
+      ? ['', "wall_s: wall time of the stage that produced the policy, in seconds. PPO/RLOO/GRPO exclude the shared SFT, label and reward-model stages they start from; DPO excludes SFT and label; best-of-n is the eval's loading, sampling and scoring of n responses per prompt; a resumed stage counts its last part only."]
+      : []),
     '',
     `| ${[...rows[0].setting.map(([k]) => k), 'method', 'seeds', ...cols].join(' | ')} |`,
     `|${[...rows[0].setting.map(() => '---'), '---', '---:', ...cols.map(() => '---:')].join('|')}|`,

@@ -83,7 +83,7 @@ export interface PipelineOptions {
 
 /** Fields that measure the machine, not the run. */
 export function isWallClockField(key: string): boolean {
-  return ['tokens_per_s', 'elapsed_s', 'responses_per_s', 'wall_time_s'].includes(key) || key.startsWith('time/') || key.startsWith('debug/');
+  return ['tokens_per_s', 'elapsed_s', 'responses_per_s', 'wall_time_s', 'wall_s'].includes(key) || key.startsWith('time/') || key.startsWith('debug/');
 }
 
 function stageRange(stages: PipelineStage[], opts: PipelineOptions): { first: number; last: number } {
@@ -234,7 +234,7 @@ export function stageMetrics(dir: string): Record<string, number> | undefined {
   if (!m?.summary) return undefined;
   if (m.stage === 'eval' && Array.isArray(m.summary.policies)) {
     const policies = m.summary.policies as Record<string, unknown>[];
-    const bon = Array.isArray(m.summary.best_of_n) ? bestOfNMetrics(m.summary.best_of_n as Parameters<typeof bestOfNMetrics>[0]) : {};
+    const bon = Array.isArray(m.summary.best_of_n) ? bestOfNMetrics(m.summary.best_of_n as Parameters<typeof bestOfNMetrics>[0], m.summary.best_of_n_sampling as Parameters<typeof bestOfNMetrics>[1]) : {};
     return { ...evalComparison(policies), ...perMethodMetrics(policies), ...bon };
   }
   return numeric(m.summary);

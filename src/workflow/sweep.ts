@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import type { LoadedConfig } from '../config/load.js';
+import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.js';
 import { FRONTIER_FILE, frontierSpec, methodAggregates, methodTable } from './method-metrics.js';
 import { summarizeSeeds, type SeedSummary } from '../util/stats.js';
 import { Rng } from '../util/rng.js';
@@ -102,7 +102,30 @@ function splitAssignment(flag: string, spec: string): [string, string] {
   return [key, spec.slice(eq + 1)];
 }
 
-/** `key=v1,v2` or, for values with commas, a YAML flow list: `key=[{type: flip, rate: 0.1}, {type: none}]`. */
+/** Most values one `a..b` may stand for: a typo like 1..1e9 fails at once rather than filling memory. */
+const MAX_RANGE_VALUES = 10_000;
+
+/**
+ * `a..b` or `a..b:step` (integers, inclusive, a ≤ b) → its values; undefined when `item` is no
+ * range (it does not start with a number followed by `..`, e.g. `../data.jsonl`).
+ */
+export function expandIntegerRange(item: string, spec: string): string[] | undefined {
+  const dots = item.indexOf('..');
+  if (dots <= 0 || !Number.isFinite(Number(item.slice(0, dots)))) return undefined;
+  const m = /^(-?\d+)\.\.(-?\d+)(?::(\d+))?$/.exec(item);
+  if (!m) throw new UsageError(`--grid ${spec}: "${item}" is not a range: expected integers a..b or a..b:step`);
+  const [a, b, step] = [Number(m[1]), Number(m[2]), m[3] === undefined ? 1 : Number(m[3])];
+  if (b < a) throw new UsageError(`--grid ${spec}: range ${item} ends below its start`);
+  if (step < 1) throw new UsageError(`--grid ${spec}: range ${item} needs a step ≥ 1`);
+  const count = Math.floor((b - a) / step) + 1;
+  if (count > MAX_RANGE_VALUES) throw new UsageError(`--grid ${spec}: range ${item} has ${count} values (at most ${MAX_RANGE_VALUES})`);
+  return Array.from({ length: count }, (_, i) => String(a + i * step));
+}
+
+/**
+ * `key=v1,v2`, integer ranges among them (`seed=1..10`, `seed=1..9:2,20`), or, for values with
+ * commas, a YAML flow list: `key=[{type: flip, rate: 0.1}, {type: none}]`.
+ */
 export function parseGrid(spec: string): GridParam {
   const [key, rest] = splitAssignment('--grid', spec);
   let values: string[];
@@ -116,7 +139,7 @@ export function parseGrid(spec: string): GridParam {
     if (!Array.isArray(list)) throw new UsageError(`--grid ${spec}: expected a list`);
     values = list.map((v) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : typeof v === 'string' ? JSON.stringify(v) : String(v)));
   } else {
-    values = rest.split(',').map((v) => v.trim());
+    values = rest.split(',').flatMap((v) => expandIntegerRange(v.trim(), spec) ?? [v.trim()]);
   }
   if (values.length === 0 || values.some((v) => v === '')) throw new UsageError(`--grid ${spec}: empty value`);
   return { key, values };
@@ -320,6 +343,22 @@ function aggregateCell(metric: string, s: SeedSummary): string {
   return `${f(s.mean)} ± ${f(s.sd)} [${f(s.ci95[0])}, ${f(s.ci95[1])}]${improved}`;
 }
 
+/**
+ * Loads every trial's config (base + --set + its swept values) before anything runs or is
+ * written: a bad value fails the sweep with one line and leaves an existing sweep directory as it was.
+ */
+function validateTrials(configFile: string, set: readonly string[], trials: readonly TrialRecord[], sweepDir: string): void {
+  for (const t of trials) {
+    try {
+      loadConfig(configFile, [...set, ...Object.entries(t.params).map(([k, v]) => `${k}=${v}`), `name=${t.id}`, `run_dir=${sweepDir}`]);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      const values = Object.entries(t.params).map(([k, v]) => `${k}=${v}`).join(' ');
+      throw new ConfigError(`sweep ${t.id} (${values}): ${err.message}`);
+    }
+  }
+}
+
 /** Runs one child process; resolves with its exit code, stdout, and the last non-empty stderr line. */
 function runChild(args: string[], logFile: string): Promise<{ code: number; stdout: string; lastLine: string }> {
   return new Promise((resolve) => {
@@ -375,6 +414,7 @@ export async function runSweep(loaded: LoadedConfig, configFile: string, opts: S
     const command = [...common, ...Object.entries(p).flatMap(([k, v]) => ['--set', `${k}=${v}`]), '--set', `name=${id}`, '--set', `run_dir=${sweepDir}`, '--reuse', baseRun];
     return { id, params: p, run: path.join(sweepDir, id), command, status: 'pending', metrics: {} };
   });
+  validateTrials(configFile, opts.set, trials, sweepDir);
   const baseCommand = first > 0 ? [...common, '--until', stages[first - 1]] : undefined;
   const result: SweepResult = {
     config: path.resolve(configFile),
