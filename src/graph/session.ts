@@ -1,31 +1,55 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { tf, type NamedTensorMap, type Tensor } from '../backend/tf.js';
+import { tf, type Tensor } from '../backend/tf.js';
 import { savedModelBytes, type BuiltGraph } from './graphdef.js';
 
 const TAG = 'serve';
 const SIGNATURE = 'run';
 
-type SavedModel = Awaited<ReturnType<typeof tf.node.loadSavedModel>>;
+/** TensorFlow's DataType enum names, which tfjs-node's runSavedModel reads from an input's info. */
+const DT_NAME: Record<number, string> = { 1: 'DT_FLOAT', 3: 'DT_INT32', 10: 'DT_BOOL' };
+
+/** The SavedModel entry points of tfjs-node's backend (the ones `tf.node.loadSavedModel` wraps). */
+interface SavedModelBackend {
+  loadSavedModelMetaGraph(dir: string, tags: string): number;
+  runSavedModel(id: number, inputs: Tensor[], infos: Array<{ name: string; tfDtype: string }>, outputs: string[]): Tensor[];
+  deleteSavedModel(id: number): void;
+}
+
+function savedModelBackend(): SavedModelBackend {
+  if (tf.getBackend() !== 'tensorflow') throw new Error('a TensorFlow graph needs the native TensorFlow backend');
+  return tf.backend() as unknown as SavedModelBackend;
+}
 
 /**
- * A built graph loaded into a TensorFlow session through tfjs-node's SavedModel
- * loader: each `run` is one TF_SessionRun over the whole graph, with
- * TensorFlow's graph optimisations (grappler) and inter-op scheduling. The
- * SavedModel is written to a temporary directory only for the load.
+ * A built graph loaded into a TensorFlow session: each `run` is one TF_SessionRun
+ * over the whole graph, with TensorFlow's graph optimisations (grappler) and
+ * inter-op scheduling. Loading goes through the same backend calls as
+ * `tf.node.loadSavedModel` but synchronously (the graph's signature is already
+ * known here), so synchronous code such as generation can build graphs on first
+ * use. The SavedModel is written to a temporary directory only for the load.
  */
 export class GraphFunction {
-  private constructor(
-    private readonly model: SavedModel,
-    readonly graph: BuiltGraph,
-  ) {}
+  private disposed = false;
+  private readonly inputInfos: Array<{ name: string; tfDtype: string }>;
+  private readonly outputNames: string[];
 
-  static async load(graph: BuiltGraph): Promise<GraphFunction> {
+  private constructor(
+    private readonly backend: SavedModelBackend,
+    private readonly session: number,
+    readonly graph: BuiltGraph,
+  ) {
+    this.inputInfos = graph.inputs.map((p) => ({ name: p.tensor, tfDtype: DT_NAME[p.dtype] }));
+    this.outputNames = graph.outputs.map((p) => p.tensor);
+  }
+
+  static load(graph: BuiltGraph): GraphFunction {
+    const backend = savedModelBackend();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-graph-'));
     try {
       fs.writeFileSync(path.join(dir, 'saved_model.pb'), savedModelBytes(graph, TAG, SIGNATURE));
-      return new GraphFunction(await tf.node.loadSavedModel(dir, [TAG], SIGNATURE), graph);
+      return new GraphFunction(backend, backend.loadSavedModelMetaGraph(dir, TAG), graph);
     } finally {
       // The session holds the graph; the files are not needed after loading.
       fs.rmSync(dir, { recursive: true, force: true });
@@ -34,16 +58,19 @@ export class GraphFunction {
 
   /** Feeds the graph's inputs by key (other keys are ignored); returns every output by key (new tensors the caller owns). */
   run(inputs: Record<string, Tensor>): Record<string, Tensor> {
-    const feeds: NamedTensorMap = {};
-    for (const p of this.graph.inputs) {
+    if (this.disposed) throw new Error('GraphFunction.run: the graph was disposed');
+    const feeds = this.graph.inputs.map((p) => {
       const t = inputs[p.key];
       if (t === undefined) throw new RangeError(`GraphFunction.run: no value for input "${p.key}"`);
-      feeds[p.key] = t;
-    }
-    return this.model.predict(feeds) as Record<string, Tensor>;
+      return t;
+    });
+    const out = this.backend.runSavedModel(this.session, feeds, this.inputInfos, this.outputNames);
+    return Object.fromEntries(this.graph.outputs.map((p, i) => [p.key, out[i]]));
   }
 
   dispose(): void {
-    this.model.dispose();
+    if (this.disposed) return;
+    this.disposed = true;
+    this.backend.deleteSavedModel(this.session);
   }
 }

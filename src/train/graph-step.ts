@@ -4,7 +4,8 @@ import type { Params } from '../model/gpt.js';
 import type { AdamW } from './adamw.js';
 import { lmTensorLoss, type LmBatch } from './lm-loss.js';
 import type { StepResult } from './step.js';
-import { GraphStepUnavailable, TracedStep, type MicroInputs, type MicroLoss, type StepPart } from './traced-step.js';
+import { GraphUnavailable } from '../graph/checked-graph.js';
+import { TracedStep, type MicroInputs, type MicroLoss, type StepPart } from './traced-step.js';
 
 /**
  * The language-model training step (`optimizerStep` over `lmBatchLoss`
@@ -12,7 +13,7 @@ import { GraphStepUnavailable, TracedStep, type MicroInputs, type MicroLoss, typ
  * the micro-batches' x, y and loss weights are its inputs.
  */
 
-export { GraphStepUnavailable, type StepPart } from './traced-step.js';
+export type { StepPart } from './traced-step.js';
 
 /** The batch shapes of one step: one entry per micro-batch. */
 export type StepShape = ReadonlyArray<{ B: number; T: number; weights: boolean }>;
@@ -72,11 +73,11 @@ export class GraphLmStep {
 
   /**
    * Traces, loads and self-checks the step for batches of `shape` (TracedStep.build).
-   * Throws GraphStepUnavailable (with the reason) with dropout (its masks are drawn
+   * Throws GraphUnavailable (with the reason) with dropout (its masks are drawn
    * on the host per step) and wherever TracedStep.build does.
    */
   static async build(params: Params, optimizer: AdamW, cfg: GptConfig, shape: StepShape, maxGradNorm: number, upTo: StepPart = 'step'): Promise<GraphLmStep> {
-    if (cfg.dropout > 0) throw new GraphStepUnavailable('dropout masks are drawn on the host per step');
+    if (cfg.dropout > 0) throw new GraphUnavailable('dropout masks are drawn on the host per step');
     const example = exampleBatches(shape, Math.max(1, cfg.vocab_size)).map(lmInputs);
     return new GraphLmStep(await TracedStep.build(params, optimizer, maxGradNorm, lmMicroLoss(cfg), example, upTo), shape);
   }

@@ -1,7 +1,8 @@
 import type { TrainStepPath } from '../backend/numerics.js';
 import type { Params } from '../model/gpt.js';
 import type { AdamW } from './adamw.js';
-import { eagerStep, GraphStepUnavailable, stepKey, TracedStep, type MicroInputs, type MicroLoss, type StepOutcome } from './traced-step.js';
+import { GraphUnavailable } from '../graph/checked-graph.js';
+import { eagerStep, stepKey, TracedStep, type MicroInputs, type MicroLoss, type StepOutcome } from './traced-step.js';
 
 /** `RLHF_TRAIN_STEP=eager` turns graph steps off; anything else (or unset) chooses automatically. */
 export function graphStepWanted(setting = process.env.RLHF_TRAIN_STEP): boolean {
@@ -17,7 +18,7 @@ const MAX_GRAPHS = 4;
  * else eagerly. Records which ran, and the first reason the graph was not used.
  */
 export class StepRunner {
-  private readonly graphs = new Map<string, TracedStep | GraphStepUnavailable>();
+  private readonly graphs = new Map<string, TracedStep | GraphUnavailable>();
   private readonly ran = new Set<'graph' | 'eager'>();
   /** Why the graph step was not used (first reason only). */
   fallbackReason: string | undefined;
@@ -63,7 +64,7 @@ export class StepRunner {
       try {
         g = await TracedStep.build(this.params, this.optimizer, this.maxGradNorm, this.loss, micro);
       } catch (err) {
-        if (!(err instanceof GraphStepUnavailable)) throw err;
+        if (!(err instanceof GraphUnavailable)) throw err;
         g = err;
         this.fallbackReason ??= err.message;
       }

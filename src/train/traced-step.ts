@@ -1,6 +1,7 @@
 import { tf, type Scalar, type Tensor, type Variable } from '../backend/tf.js';
-import { buildGraphDef, type BuiltGraph, type Endpoint } from '../graph/graphdef.js';
-import { GraphFunction } from '../graph/session.js';
+import { GraphUnavailable, loadChecked, type TracedGraph } from '../graph/checked-graph.js';
+import { buildGraphDef, type Endpoint } from '../graph/graphdef.js';
+import type { GraphFunction } from '../graph/session.js';
 import { readTensor, tensorId, traceOps } from '../graph/trace.js';
 import type { Params } from '../model/gpt.js';
 import { AdamW } from './adamw.js';
@@ -25,9 +26,6 @@ import { optimizerStep, summedGradients, type StepResult } from './step.js';
  * relative). A second trace at other inputs must give the identical graph, so no
  * per-step host value can hide in a constant.
  */
-
-/** Why a graph step could not be built (the eager step then runs). */
-export class GraphStepUnavailable extends Error {}
 
 /** A host array and its shape (dtype: float32 for Float32Array, int32 for Int32Array). */
 export interface HostInput {
@@ -167,12 +165,6 @@ function traceScalars(optimizer: AdamW, variant: number): Record<(typeof SCALARS
 const varKey = (i: number, np: number) => (i < np ? `p${i}` : `s${i - np}`);
 const inputKey = (k: number, name: string) => `m${k}_${name}`;
 
-interface TracedGraph {
-  built: BuiltGraph;
-  /** What the eager run computed for each fetch, to check the loaded graph against. */
-  eager: Map<string, Float32Array>;
-}
-
 /**
  * Traces one step on copies of `params` (sharing their data, never written) and a
  * fresh optimiser with `optimizer`'s settings, at `micro`. Feeds: p<i> parameters,
@@ -211,8 +203,24 @@ function traceStep(params: Params, optimizer: AdamW, maxGradNorm: number, loss: 
   }
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+/** One TF_SessionRun of a step graph at the given state, inputs and scalars: every fetch (the caller disposes them) and the run's wall time. */
+function session(fn: GraphFunction, params: Params, optimizer: AdamW, micro: readonly MicroInputs[], scalars: Record<string, Tensor>): { out: Record<string, Tensor>; ms: number } {
+  const feeds: Record<string, Tensor> = { ...scalars };
+  [...params.values(), ...optimizer.stateVariables].forEach((v, i) => (feeds[varKey(i, params.size)] = v));
+  const owned: Tensor[] = [];
+  micro.forEach((m, k) => {
+    // Only the inputs the graph reads (the loss may ignore some) are uploaded.
+    for (const [name, h] of Object.entries(m)) {
+      const key = inputKey(k, name);
+      if (fn.graph.inputs.some((p) => p.key === key)) owned.push((feeds[key] = tf.tensor(h.values, h.shape)));
+    }
+  });
+  const t0 = performance.now();
+  try {
+    return { out: fn.run(feeds), ms: performance.now() - t0 };
+  } finally {
+    tf.dispose(owned);
+  }
 }
 
 export class TracedStep {
@@ -233,72 +241,30 @@ export class TracedStep {
   /**
    * Traces and loads the step for micro-batches shaped like `example`, then runs the
    * loaded graph once on `example` and compares every output with what the eager run
-   * computed. Throws GraphStepUnavailable (with the reason) where the graph cannot
+   * computed. Throws GraphUnavailable (with the reason) where the graph cannot
    * reproduce the eager step: a host read-back inside the step, a host value that
    * differs between two traces, a graph TensorFlow will not load, or a self-check
    * difference ≥ 1e-4.
    */
   static async build(params: Params, optimizer: AdamW, maxGradNorm: number, loss: MicroLoss, example: readonly MicroInputs[], upTo: StepPart = 'step'): Promise<TracedStep> {
-    if (tf.getBackend() !== 'tensorflow') throw new GraphStepUnavailable('the graph step needs the native TensorFlow backend');
+    if (tf.getBackend() !== 'tensorflow') throw new GraphUnavailable('the graph step needs the native TensorFlow backend');
     let first: TracedGraph;
     let second: TracedGraph;
     try {
       first = traceStep(params, optimizer, maxGradNorm, loss, example, 0, upTo);
       second = traceStep(params, optimizer, maxGradNorm, loss, perturbInputs(example), 1, upTo);
     } catch (err) {
-      throw new GraphStepUnavailable(`tracing failed: ${(err as Error).message}`);
+      throw new GraphUnavailable(`tracing failed: ${(err as Error).message}`);
     }
-    if (!equalBytes(first.built.bytes, second.built.bytes)) {
-      throw new GraphStepUnavailable('two traces at different inputs gave different graphs (a per-step host value would be baked in)');
-    }
-    let fn: GraphFunction;
-    try {
-      fn = await GraphFunction.load(first.built);
-    } catch (err) {
-      throw new GraphStepUnavailable(`TensorFlow did not load the traced graph: ${(err as Error).message.split('\n')[0]}`);
-    }
-    const step = new TracedStep(fn, stepKey(example), upTo);
-    const worst = step.selfCheck(first, params, optimizer, example);
-    if (!(worst < SELF_CHECK_TOLERANCE)) {
-      fn.dispose();
-      throw new GraphStepUnavailable(`the graph's first step differs from the eager step by ${worst} (tolerance ${SELF_CHECK_TOLERANCE})`);
-    }
-    return step;
-  }
-
-  /** Largest |graph − eager| over every fetch, both fed the inputs of trace variant 0 (fresh moments). */
-  private selfCheck(traced: TracedGraph, params: Params, optimizer: AdamW, example: readonly MicroInputs[]): number {
-    const fresh = new AdamW(params, optimizer.options); // zero moments, like the trace's optimiser; params are only read
+    // The check feeds the inputs of trace variant 0 with fresh moments, like the trace's optimiser; params are only read.
+    const fresh = new AdamW(params, optimizer.options);
     const scalars = traceScalars(fresh, 0);
-    const out = this.session(params, fresh, example, scalars);
-    let worst = 0;
-    for (const [key, want] of traced.eager) {
-      const got = out[key].dataSync();
-      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
-    }
-    tf.dispose([...Object.values(out), ...Object.values(scalars)]);
-    fresh.dispose();
-    return Number.isNaN(worst) ? Infinity : worst;
-  }
-
-  /** One TF_SessionRun at the given state, inputs and scalars; returns every fetch (the caller disposes them). */
-  private session(params: Params, optimizer: AdamW, micro: readonly MicroInputs[], scalars: Record<string, Tensor>): Record<string, Tensor> {
-    const feeds: Record<string, Tensor> = { ...scalars };
-    [...params.values(), ...optimizer.stateVariables].forEach((v, i) => (feeds[varKey(i, params.size)] = v));
-    const owned: Tensor[] = [];
-    micro.forEach((m, k) => {
-      // Only the inputs the graph reads (the loss may ignore some) are uploaded.
-      for (const [name, h] of Object.entries(m)) {
-        const key = inputKey(k, name);
-        if (this.fn.graph.inputs.some((p) => p.key === key)) owned.push((feeds[key] = tf.tensor(h.values, h.shape)));
-      }
-    });
-    const t0 = performance.now();
     try {
-      return this.fn.run(feeds);
+      const fn = loadChecked(first, second, (f) => session(f, params, fresh, example, scalars).out, SELF_CHECK_TOLERANCE);
+      return new TracedStep(fn, stepKey(example), upTo);
     } finally {
-      this.lastSessionMs = performance.now() - t0;
-      tf.dispose(owned);
+      tf.dispose(Object.values(scalars));
+      fresh.dispose();
     }
   }
 
@@ -315,7 +281,9 @@ export class TracedStep {
     const scalars = { step_size: tf.scalar(s.stepSize), eps_hat: tf.scalar(s.epsHat), keep: tf.scalar(s.keep) };
     let out: Record<string, Tensor>;
     try {
-      out = this.session(params, optimizer, micro, scalars);
+      const run = session(this.fn, params, optimizer, micro, scalars);
+      out = run.out;
+      this.lastSessionMs = run.ms;
     } finally {
       tf.dispose(Object.values(scalars));
     }
