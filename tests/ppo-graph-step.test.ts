@@ -151,13 +151,16 @@ describe('PPO stage', () => {
     process.env.RLHF_TRAIN_STEP = 'eager'; // the earlier stages' own steps are not what this test is about
     await runPretrain(loaded);
     await runSft(loaded);
-    await runLabel(loaded);
+    const label = await runLabel(loaded);
+    // generation decodes through the graph in every stage that samples (RLHF_DECODE is unset)
+    expect(readManifest(label.dir)!.numerics!.fast_paths.decode).toBe('graph');
     await runTrainReward(loaded);
     const runs: Record<string, Record<string, number>[]> = {};
     for (const mode of ['eager', 'auto']) {
       process.env.RLHF_TRAIN_STEP = mode;
       const r = await runPpo(loaded, { force: true });
       expect(readManifest(r.dir)!.numerics!.fast_paths.train_step).toBe(mode === 'auto' ? 'graph' : 'eager');
+      expect(readManifest(r.dir)!.numerics!.fast_paths.decode).toBe('graph');
       runs[mode] = readJsonl(path.join(r.dir, 'metrics.jsonl'));
     }
     expect(runs.auto.length).toBe(runs.eager.length);

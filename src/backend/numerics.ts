@@ -24,8 +24,10 @@ export interface NumericsEnvironment {
    * or the multi-kernel composite. train_step (stages that train a language model,
    * recorded once steps run; for PPO, RLOO and GRPO the update's optimizer steps):
    * one TensorFlow graph per step, eager kernels, or both (src/train/step-runner.ts).
+   * decode (stages that generate, once they have): generation's decode steps as one
+   * graph each, eagerly, or both (src/sample/decode-graph.ts).
    */
-  fast_paths: { layer_norm: 'native' | 'composite'; train_step?: TrainStepPath };
+  fast_paths: { layer_norm: 'native' | 'composite'; train_step?: TrainStepPath; decode?: TrainStepPath };
 }
 
 export type TrainStepPath = 'graph' | 'eager' | 'mixed';

@@ -177,11 +177,11 @@ function textReport(r: ShapeReport, a: Args): string {
   if (t.leakedTensors !== 0) out.push(`  WARNING    the timed loop left ${t.leakedTensors} tensors alive`);
   const b = g.breakdown;
   out.push(
-    `  generate   batch ${a.genBatch}, prompt ${a.genPrompt}, +${Math.min(a.genNew, c.context_length - a.genPrompt)} tokens: KV cache ${fmt(g.cache.tokensPerS)} tokens/s (${ms(g.cache.msPerToken)}/token step)` +
+    `  generate   batch ${a.genBatch}, prompt ${a.genPrompt}, +${Math.min(a.genNew, c.context_length - a.genPrompt)} tokens: KV cache ${fmt(g.cache.tokensPerS)} tokens/s (${ms(g.cache.msPerToken)}/token step, ${g.decodePath} decode) | eager decode ${fmt(g.cacheEager.tokensPerS)} tokens/s` +
       (g.nocache ? ` | no cache ${fmt(g.nocache.tokensPerS)} tokens/s (${ms(g.nocache.msPerToken)}/token step)` : ' | no cache skipped'),
   );
   out.push(
-    `  gen split  prefill ${ms(b.prefillMs)} | cached decode step ${ms(b.decodeMs)} (${fmt(b.decodeCalls)} kernels; profiled: ${ms(b.decodeKernelMs)} of ${ms(b.decodeProfiledWallMs)} inside TensorFlow) | ` +
+    `  gen split  prefill ${ms(b.prefillMs)} | ${b.graphDecodeMs !== undefined ? `graph decode step ${ms(b.graphDecodeMs)} | ` : ''}eager decode step ${ms(b.decodeMs)} (${fmt(b.decodeCalls)} kernels; profiled: ${ms(b.decodeKernelMs)} of ${ms(b.decodeProfiledWallMs)} inside TensorFlow) | ` +
       `host sampling ${ms(b.samplingMs)}/step` +
       (b.nocacheLastForwardMs !== undefined ? ` | no-cache forward at full length ${ms(b.nocacheLastForwardMs)}` : ''),
   );
@@ -239,6 +239,7 @@ function jsonReport(r: ShapeReport): Record<string, unknown> {
     tokens_per_s: Math.round(t.tokensPerS),
     gflops: round(t.gflops),
     gen_tokens_per_s_cache: Math.round(g.cache.tokensPerS),
+    gen_tokens_per_s_cache_eager: Math.round(g.cacheEager.tokensPerS),
     gen_tokens_per_s_nocache: g.nocache ? Math.round(g.nocache.tokensPerS) : null,
     ms_per_step_median: round(t.msMedian),
     graph: t.graph
@@ -261,6 +262,8 @@ function jsonReport(r: ShapeReport): Record<string, unknown> {
     profiled_step_kernel_ms: round(t.ops.forward.kernelMs + t.ops.backward.kernelMs + t.ops.clip.kernelMs + t.ops.adamw.kernelMs),
     profiled_step_wall_ms: round(t.ops.profiledWallMs),
     gen_prefill_ms: round(g.breakdown.prefillMs),
+    gen_decode_path: g.decodePath,
+    gen_graph_decode_step_ms: g.breakdown.graphDecodeMs === undefined ? null : round(g.breakdown.graphDecodeMs),
     gen_decode_step_ms: round(g.breakdown.decodeMs),
     gen_sampling_ms: round(g.breakdown.samplingMs),
     gen_decode_kernels: g.breakdown.decodeCalls,

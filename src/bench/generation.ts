@@ -1,7 +1,8 @@
-import { tf, type Tensor2D } from '../backend/tf.js';
+import { tf, type Tensor2D, type Tensor4D } from '../backend/tf.js';
 import { disposeCache, disposeParams, forward, initParams, lmLogits, type KVCache, type Params } from '../model/gpt.js';
 import { positionIdsFromMask } from '../model/masks.js';
-import { generate, sampleToken, type SamplingOptions } from '../sample/generate.js';
+import { DecodeGraph, decodeGraphFor, decodeWidth, type FixedCache } from '../sample/decode-graph.js';
+import { decodeInputs, generate, sampleToken, type SamplingOptions } from '../sample/generate.js';
 import { Rng } from '../util/rng.js';
 import { aggregate, profileKernels, totalMs, type KernelRecord, type OpRow } from './opprofile.js';
 import type { BenchShape } from './shapes.js';
@@ -25,14 +26,21 @@ export interface GenMode {
 }
 
 export interface GenResult {
+  /** generate() as it runs by default: decode steps as one graph each where that builds. */
   cache: GenMode;
+  /** generate() with RLHF_DECODE=eager: every decode step as eager kernels (the path before the graph). */
+  cacheEager: GenMode;
+  /** Which path the default generate() took ('eager' where the graph could not be built). */
+  decodePath: 'graph' | 'eager';
   nocache?: GenMode;
   /** The cached decode loop re-enacted outside `generate()`, ms. */
   breakdown: {
     /** Prompt forward (B × P tokens) + last-position logits + read-back. */
     prefillMs: number;
-    /** One decode step: upload, 1-token forward with the cache, logits, read-back (median). */
+    /** One eager decode step: upload, 1-token forward with the cache, logits, read-back (median). */
     decodeMs: number;
+    /** One graph decode step: upload, TF_SessionRun, logits read-back (median); undefined without the graph. */
+    graphDecodeMs?: number;
     /** Host sampling of B tokens from the read-back logits (median). */
     samplingMs: number;
     /** Kernel calls and kernel ms of one decode step. */
@@ -52,17 +60,53 @@ function samplingOptions(n: number, useCache: boolean): SamplingOptions {
   return { maxNewTokens: n, temperature: 1, topK: 0, topP: 1, stopIds: [], useCache };
 }
 
-function timeGenerate(params: Params, shape: BenchShape, prompts: number[][], o: GenOptions, useCache: boolean, rng: Rng): GenMode {
-  generate(params, shape.cfg, prompts, { padId: 0 }, samplingOptions(o.newTokens, useCache), rng); // warm-up: every shape once
-  let best = Infinity;
-  for (let r = 0; r < o.reps; r++) {
-    const t = performance.now();
-    const out = generate(params, shape.cfg, prompts, { padId: 0 }, samplingOptions(o.newTokens, useCache), rng);
-    best = Math.min(best, performance.now() - t);
-    if (out.responses.some((x) => x.length !== o.newTokens)) throw new Error('bench: generate stopped early');
+/** Best wall time of `o.reps` generate() calls after a warm-up call (which also builds the decode graph), under RLHF_DECODE=`decode`. */
+function timeGenerate(params: Params, shape: BenchShape, prompts: number[][], o: GenOptions, useCache: boolean, rng: Rng, decode = ''): GenMode & { path: 'graph' | 'eager' } {
+  const was = process.env.RLHF_DECODE;
+  process.env.RLHF_DECODE = decode;
+  try {
+    generate(params, shape.cfg, prompts, { padId: 0 }, samplingOptions(o.newTokens, useCache), rng); // warm-up: every shape once
+    let best = Infinity;
+    let path: 'graph' | 'eager' = 'eager';
+    for (let r = 0; r < o.reps; r++) {
+      const t = performance.now();
+      const out = generate(params, shape.cfg, prompts, { padId: 0 }, samplingOptions(o.newTokens, useCache), rng);
+      best = Math.min(best, performance.now() - t);
+      path = out.decode;
+      if (out.responses.some((x) => x.length !== o.newTokens)) throw new Error('bench: generate stopped early');
+    }
+    const tokens = o.batch * o.newTokens;
+    return { seconds: best / 1000, tokensPerS: (1000 * tokens) / best, msPerToken: best / o.newTokens, path };
+  } finally {
+    if (was === undefined) delete process.env.RLHF_DECODE;
+    else process.env.RLHF_DECODE = was;
   }
-  const tokens = o.batch * o.newTokens;
-  return { seconds: best / 1000, tokensPerS: (1000 * tokens) / best, msPerToken: best / o.newTokens };
+}
+
+/** Median wall time of one graph decode step (inputs as generate() makes them, logits read back), or undefined where the graph does not build. */
+function graphDecodeStepMs(params: Params, shape: BenchShape, prompts: number[][], o: GenOptions): number | undefined {
+  const { cfg } = shape;
+  const width = decodeWidth(o.promptLen + o.newTokens, cfg.context_length);
+  const graph = decodeGraphFor(params, cfg, o.batch, width);
+  if (!(graph instanceof DecodeGraph)) return undefined;
+  const shape4 = [o.batch, cfg.n_head, width, cfg.d_model / cfg.n_head] as [number, number, number, number];
+  let cache: FixedCache = { keys: Array.from({ length: cfg.n_layer }, () => tf.zeros(shape4) as Tensor4D), values: Array.from({ length: cfg.n_layer }, () => tf.zeros(shape4) as Tensor4D) };
+  const rows = prompts.map((p) => [...p]);
+  const mask = prompts.map((p) => p.map(() => 1));
+  const times: number[] = [];
+  for (let i = 0; i < o.newTokens - 1; i++) {
+    rows.forEach((r) => r.push(1));
+    mask.forEach((m) => m.push(1));
+    const t = performance.now();
+    const out = graph.step(params, cache, decodeInputs(rows, mask, width));
+    out.logits.dataSync();
+    times.push(performance.now() - t);
+    out.logits.dispose();
+    tf.dispose([...cache.keys, ...cache.values]);
+    cache = out.cache;
+  }
+  tf.dispose([...cache.keys, ...cache.values]);
+  return median(times);
 }
 
 /** Inputs of one forward the way `generate()` builds them (mask and positions over the whole row). */
@@ -162,8 +206,11 @@ export async function benchGeneration(shape: BenchShape, o: GenOptions, log: (ms
   try {
     log(`generation: batch ${o.batch}, ${o.newTokens} new tokens, with the KV cache`);
     const cache = timeGenerate(params, shape, prompts, o, true, rng);
+    log(`generation: the same with eager decode steps (RLHF_DECODE=eager)`);
+    const cacheEager = timeGenerate(params, shape, prompts, o, true, rng, 'eager');
     log('generation: decode-step breakdown');
     const bd = await decodeBreakdown(params, shape, prompts, o, rng);
+    const graphDecodeMs = graphDecodeStepMs(params, shape, prompts, o);
     let nocache: GenMode | undefined;
     let nocacheLastForwardMs: number | undefined;
     let nocacheKernels: KernelRecord[] = [];
@@ -178,10 +225,13 @@ export async function benchGeneration(shape: BenchShape, o: GenOptions, log: (ms
     }
     return {
       cache,
+      cacheEager,
+      decodePath: cache.path,
       nocache,
       breakdown: {
         prefillMs: bd.prefillMs,
         decodeMs: bd.decodeMs,
+        graphDecodeMs,
         samplingMs: bd.samplingMs,
         decodeCalls: bd.decodeKernels.length,
         decodeKernelMs: totalMs(bd.decodeKernels),

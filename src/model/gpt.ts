@@ -17,6 +17,21 @@ export interface KVCache {
   values: Tensor4D[];
 }
 
+/**
+ * A decode step's fixed-width cache: every layer's keys and values for all `width`
+ * slots ([B, H, width, hd], zeros where nothing is written yet). The new token's key
+ * and value go into the slot `slot` marks; `keyBias` ([B, 1, 1, width], 0 or −1e9)
+ * hides unwritten slots and padding. Shapes never change from step to step, so one
+ * traced graph serves a whole generation (src/sample/decode-graph.ts).
+ */
+export interface SlotCache {
+  keys: Tensor4D[];
+  values: Tensor4D[];
+  /** One-hot over slots, [1, 1, width, 1], float. */
+  slot: Tensor4D;
+  keyBias: Tensor4D;
+}
+
 export interface ForwardOptions {
   /** [B, T_past + T]: 1 for real tokens, 0 for padding (covers cached tokens too). */
   attentionMask?: Tensor2D;
@@ -26,6 +41,8 @@ export interface ForwardOptions {
   cache?: KVCache;
   /** Return the updated cache (generation). */
   useCache?: boolean;
+  /** A fixed-width cache to decode one token into (T = 1); the result's cache is that cache with the token written. */
+  slotCache?: SlotCache;
   /** Dropout is active only when training and the config's dropout > 0. */
   training?: boolean;
   dropoutSeed?: number;
@@ -131,6 +148,8 @@ export function forward(
   const H = cfg.n_head;
   const hd = headDim(cfg);
   const d = cfg.d_model;
+  const slots = opts.slotCache;
+  if (slots && (T !== 1 || opts.cache)) throw new Error('forward: a slot cache decodes one token at a time, without a growing cache');
   const tPast = opts.cache ? opts.cache.keys[0].shape[2] : 0;
   if (tPast + T > cfg.context_length) {
     throw new Error(`sequence of ${tPast + T} tokens exceeds model.context_length ${cfg.context_length}`);
@@ -143,9 +162,9 @@ export function forward(
   let x = (opts.positionIds ? tokEmb.add(posEmb) : tokEmb.reshape([B, T, d]).add(posEmb).reshape([B * T, d])) as Tensor2D;
   x = dropout.apply(x);
 
-  const bias = attentionBias(T, tPast, opts.attentionMask);
+  const bias = slots ? slots.keyBias : attentionBias(T, tPast, opts.attentionMask);
   const scale = 1 / Math.sqrt(hd);
-  const newCache: KVCache | undefined = opts.useCache ? { keys: [], values: [] } : undefined;
+  const newCache: KVCache | undefined = opts.useCache || slots ? { keys: [], values: [] } : undefined;
 
   for (let i = 0; i < cfg.n_layer; i++) {
     const p = `h.${i}`;
@@ -157,6 +176,11 @@ export function forward(
     if (opts.cache) {
       k = tf.concat([opts.cache.keys[i], k], 2);
       v = tf.concat([opts.cache.values[i], v], 2);
+    }
+    if (slots) {
+      // The slot is still zero, so adding the token's key/value broadcast over the one-hot writes it exactly.
+      k = slots.keys[i].add(k.mul(slots.slot));
+      v = slots.values[i].add(v.mul(slots.slot));
     }
     if (newCache) {
       newCache.keys.push(k);

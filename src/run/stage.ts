@@ -12,6 +12,7 @@ import { ConfigError } from '../config/load.js';
 import type { ExperimentConfig } from '../config/schema.js';
 import { TensorBoardWriter } from '../report/tensorboard.js';
 import { removeTemporaries, withPath, writeFileAtomic } from '../util/fs.js';
+import { decodePathBetween, decodeTally } from '../sample/generate.js';
 import { acquireStageLock } from '../workflow/lock.js';
 
 /** The stage directory is in a state the requested run may not overwrite. */
@@ -144,10 +145,11 @@ function metricsStep(line: string): number | undefined {
   }
 }
 
-/** A resumed run continues the train_step record of the run it resumes. */
-function withResumedTrainStep(numerics: NumericsEnvironment, previous: StageManifest | undefined): NumericsEnvironment {
-  const was = previous?.numerics?.fast_paths?.train_step;
-  return was === undefined ? numerics : { ...numerics, fast_paths: { ...numerics.fast_paths, train_step: was } };
+/** A resumed run continues the train_step and decode records of the run it resumes. */
+function withResumedFastPaths(numerics: NumericsEnvironment, previous: StageManifest | undefined): NumericsEnvironment {
+  const was = previous?.numerics?.fast_paths;
+  const kept = { ...(was?.train_step ? { train_step: was.train_step } : {}), ...(was?.decode ? { decode: was.decode } : {}) };
+  return { ...numerics, fast_paths: { ...numerics.fast_paths, ...kept } };
 }
 
 /**
@@ -158,6 +160,8 @@ function withResumedTrainStep(numerics: NumericsEnvironment, previous: StageMani
 export class StageRun {
   readonly logger: Logger;
   private readonly startedMs = Date.now();
+  /** `generate` calls made before this run, to tell its own from them. */
+  private readonly decodeAtOpen = { ...decodeTally };
   private manifest: StageManifest;
   private readonly metricsFd: number;
   /** Releases the stage directory's lock (see src/workflow/lock.ts); called when the run ends. */
@@ -237,7 +241,7 @@ export class StageRun {
       git_commit: gitCommit(),
       backend: tf.getBackend(),
       threads: tfThreads,
-      numerics: withResumedTrainStep(processNumerics(), opts.resume ? previous : undefined),
+      numerics: withResumedFastPaths(processNumerics(), opts.resume ? previous : undefined),
       parents,
       ...(opts.configChanges?.length ? { config_changes: opts.configChanges } : {}),
     };
@@ -288,12 +292,24 @@ export class StageRun {
    * a value other than the one recorded so far (also before a --resume) makes it `mixed`.
    */
   recordTrainStep(path: TrainStepPath): void {
+    this.recordFastPath('train_step', path);
+  }
+
+  private recordFastPath(kind: 'train_step' | 'decode', path: TrainStepPath): void {
     const fast = this.manifest.numerics?.fast_paths;
     if (!fast) return;
-    const merged = fast.train_step === undefined || fast.train_step === path ? path : 'mixed';
-    if (merged === fast.train_step) return;
-    fast.train_step = merged;
+    const merged = fast[kind] === undefined || fast[kind] === path ? path : 'mixed';
+    if (merged === fast[kind]) return;
+    fast[kind] = merged;
     this.writeManifest();
+  }
+
+  /** Records how the generations made during this run decoded, and logs why the graph was not used if it was not. */
+  private recordDecode(): void {
+    const path = decodePathBetween(this.decodeAtOpen, decodeTally);
+    if (path === undefined) return;
+    if (path !== 'graph' && decodeTally.fallback) this.logger.info({ reason: decodeTally.fallback }, 'graph decode step unavailable: generation decoded eagerly');
+    this.recordFastPath('decode', path);
   }
 
   /** Keep only the newest `keep` periodic checkpoints. */
@@ -317,6 +333,7 @@ export class StageRun {
   }
 
   private end(): void {
+    this.recordDecode();
     this.manifest.finished_at = new Date().toISOString();
     this.manifest.wall_time_s = (Date.now() - this.startedMs) / 1000;
     this.writeManifest();

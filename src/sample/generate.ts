@@ -1,6 +1,7 @@
-import { tf, type Tensor2D } from '../backend/tf.js';
+import { tf, type Tensor2D, type Tensor4D } from '../backend/tf.js';
 import type { GptConfig } from '../model/config.js';
 import { disposeCache, forward, lmLogits, type KVCache, type Params } from '../model/gpt.js';
+import { DecodeGraph, decodeGraphFor, decodeGraphWanted, decodeWidth, type DecodeInputs, type FixedCache } from './decode-graph.js';
 import { positionIdsFromMask } from '../model/masks.js';
 import { maxOf } from '../util/arrays.js';
 import type { Rng } from '../util/rng.js';
@@ -26,6 +27,25 @@ export interface Generation {
   responses: number[][];
   /** Whether each row ended with a stop token. */
   finished: boolean[];
+  /** How the decode steps after the prompt ran: one TensorFlow graph each, or eager kernels (also without the cache). */
+  decode: 'graph' | 'eager';
+  /** Why the graph decode step was not used, when it was wanted. */
+  decodeFallback?: string;
+}
+
+/**
+ * How many `generate` calls in this process decoded through the graph and how many
+ * eagerly, and the latest reason the graph was not used: a stage's manifest reports
+ * the calls made during its run (`numerics.fast_paths.decode`, src/run/stage.ts).
+ */
+export const decodeTally: { graph: number; eager: number; fallback?: string } = { graph: 0, eager: 0 };
+
+/** The decode path over the calls between two snapshots of `decodeTally`: undefined if none decoded. */
+export function decodePathBetween(before: { graph: number; eager: number }, after: { graph: number; eager: number }): 'graph' | 'eager' | 'mixed' | undefined {
+  const graph = after.graph > before.graph;
+  const eager = after.eager > before.eager;
+  if (graph && eager) return 'mixed';
+  return graph ? 'graph' : eager ? 'eager' : undefined;
 }
 
 /**
@@ -100,33 +120,50 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
   const finished = promptIds.map(() => false);
   const stop = new Set(opts.stopIds);
   const useCache = opts.useCache ?? true;
+  const width = decodeWidth(P + maxNew, cfg.context_length);
+  const graph = useCache && maxNew > 1 && decodeGraphWanted() ? decodeGraphFor(params, cfg, B, width) : undefined;
+  const decoder = graph instanceof DecodeGraph ? graph : undefined;
   let cache: KVCache | undefined;
+  // After the prompt's forward, the decode graph's fixed-width copy of the cache.
+  let fixed: FixedCache | undefined;
   try {
     for (let step = 0; step < maxNew && !finished.every(Boolean); step++) {
-      const L = rows[0].length;
-      const feedFrom = useCache && cache ? L - 1 : 0;
-      const T = L - feedFrom;
-      const logits = tf.tidy(() => {
-        const ids = tf.tensor2d(rows.map((r) => r.slice(feedFrom)), undefined, 'int32');
-        const flatMask = mask.flat();
-        const positions = positionIdsFromMask(flatMask, B, L);
-        const fed = new Int32Array(B * T);
-        for (let b = 0; b < B; b++) fed.set(positions.subarray(b * L + feedFrom, (b + 1) * L), b * T);
-        const out = forward(params, cfg, ids, {
-          // an all-ones mask adds exact zeros: leave it out (fewer kernels per step)
-          attentionMask: flatMask.includes(0) ? tf.tensor2d(flatMask, [B, L], 'float32') : undefined,
-          positionIds: tf.tensor2d(fed, [B, T], 'int32'),
-          cache,
-          useCache,
+      let logits: Tensor2D;
+      if (decoder && fixed) {
+        const out = decoder.step(params, fixed, decodeInputs(rows, mask, width));
+        tf.dispose([...fixed.keys, ...fixed.values]);
+        fixed = out.cache;
+        logits = out.logits;
+      } else {
+        const L = rows[0].length;
+        const feedFrom = useCache && cache ? L - 1 : 0;
+        const T = L - feedFrom;
+        logits = tf.tidy(() => {
+          const ids = tf.tensor2d(rows.map((r) => r.slice(feedFrom)), undefined, 'int32');
+          const flatMask = mask.flat();
+          const positions = positionIdsFromMask(flatMask, B, L);
+          const fed = new Int32Array(B * T);
+          for (let b = 0; b < B; b++) fed.set(positions.subarray(b * L + feedFrom, (b + 1) * L), b * T);
+          const out = forward(params, cfg, ids, {
+            // an all-ones mask adds exact zeros: leave it out (fewer kernels per step)
+            attentionMask: flatMask.includes(0) ? tf.tensor2d(flatMask, [B, L], 'float32') : undefined,
+            positionIds: tf.tensor2d(fed, [B, T], 'int32'),
+            cache,
+            useCache,
+          });
+          if (decoder) {
+            // zeros in the slots the decode steps will fill
+            const pad = (t: Tensor4D) => tf.keep(tf.pad(t, [[0, 0], [0, 0], [0, width - L], [0, 0]]));
+            fixed = { keys: out.cache!.keys.map(pad), values: out.cache!.values.map(pad) };
+          } else if (useCache) {
+            const prev = cache;
+            cache = { keys: out.cache!.keys.map((k) => tf.keep(k)), values: out.cache!.values.map((v) => tf.keep(v)) };
+            disposeCache(prev);
+          }
+          const last = T === 1 ? out.hidden : (out.hidden.reshape([B, T, -1]).slice([0, T - 1, 0], [B, 1, -1]).reshape([B, -1]) as Tensor2D);
+          return lmLogits(params, last);
         });
-        if (useCache) {
-          const prev = cache;
-          cache = { keys: out.cache!.keys.map((k) => tf.keep(k)), values: out.cache!.values.map((v) => tf.keep(v)) };
-          disposeCache(prev);
-        }
-        const last = T === 1 ? out.hidden : (out.hidden.reshape([B, T, -1]).slice([0, T - 1, 0], [B, 1, -1]).reshape([B, -1]) as Tensor2D);
-        return lmLogits(params, last);
-      });
+      }
       const data = logits.dataSync() as Float32Array;
       logits.dispose();
       const V = cfg.vocab_size;
@@ -143,6 +180,25 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
     }
   } finally {
     disposeCache(cache);
+    if (fixed) tf.dispose([...fixed.keys, ...fixed.values]);
   }
-  return { prompts: rows.map((r) => r.slice(0, P)), responses, finished };
+  const fallback = graph && !(graph instanceof DecodeGraph) ? graph.message : undefined;
+  decodeTally[decoder ? 'graph' : 'eager']++;
+  if (fallback) decodeTally.fallback = fallback;
+  return { prompts: rows.map((r) => r.slice(0, P)), responses, finished, decode: decoder ? 'graph' : 'eager', ...(fallback ? { decodeFallback: fallback } : {}) };
+}
+
+/** The graph decode step's inputs for the newest token of each row: its id and position, its slot, and which slots it may attend to. */
+export function decodeInputs(rows: readonly number[][], mask: readonly number[][], width: number): DecodeInputs {
+  const B = rows.length;
+  const L = rows[0].length;
+  const positions = positionIdsFromMask(mask.flat(), B, L);
+  const keyBias = new Float32Array(B * width).fill(-1e9);
+  for (let b = 0; b < B; b++) for (let s = 0; s < L; s++) if (mask[b][s] !== 0) keyBias[b * width + s] = 0;
+  return {
+    ids: Int32Array.from(rows, (r) => r[L - 1]),
+    positions: Int32Array.from({ length: B }, (_, b) => positions[b * L + L - 1]),
+    slot: L - 1,
+    keyBias,
+  };
 }

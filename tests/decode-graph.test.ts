@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tf, type Tensor2D, type Tensor4D } from '../src/backend/tf.js';
+import type { GptConfig } from '../src/model/config.js';
+import { positionIdsFromMask } from '../src/model/masks.js';
+import { disposeCache, disposeParams, forward, initParams, lmLogits, type KVCache, type Params } from '../src/model/gpt.js';
+import { DecodeGraph, decodeGraphFor, decodeWidth, type FixedCache } from '../src/sample/decode-graph.js';
+import { decodeInputs, decodePathBetween, generate, type SamplingOptions } from '../src/sample/generate.js';
+import { Rng } from '../src/util/rng.js';
+
+const CFG: GptConfig = { vocab_size: 19, n_layer: 2, n_head: 2, d_model: 16, context_length: 24, dropout: 0 };
+
+function withDecode<T>(setting: string | undefined, fn: () => T): T {
+  const was = process.env.RLHF_DECODE;
+  if (setting === undefined) delete process.env.RLHF_DECODE;
+  else process.env.RLHF_DECODE = setting;
+  try {
+    return fn();
+  } finally {
+    if (was === undefined) delete process.env.RLHF_DECODE;
+    else process.env.RLHF_DECODE = was;
+  }
+}
+
+describe('graph decode step: inputs', () => {
+  it('feeds each row its newest token at its own position, and lets it attend only to written, unpadded slots', () => {
+    // row 0 is left-padded by one token and has finished (its last token is padding, mask 0)
+    const rows = [
+      [0, 5, 6, 0],
+      [7, 8, 9, 3],
+    ];
+    const mask = [
+      [0, 1, 1, 0],
+      [1, 1, 1, 1],
+    ];
+    const x = decodeInputs(rows, mask, 6);
+    expect([...x.ids]).toEqual([0, 3]);
+    expect([...x.positions]).toEqual([0, 3]);
+    expect(x.slot).toBe(3);
+    const N = -1e9;
+    expect([...x.keyBias]).toEqual([N, 0, 0, N, N, N, 0, 0, 0, 0, N, N]);
+  });
+
+  it('reports the path of the generations between two tallies', () => {
+    expect(decodePathBetween({ graph: 2, eager: 1 }, { graph: 2, eager: 1 })).toBeUndefined();
+    expect(decodePathBetween({ graph: 2, eager: 1 }, { graph: 5, eager: 1 })).toBe('graph');
+    expect(decodePathBetween({ graph: 2, eager: 1 }, { graph: 2, eager: 3 })).toBe('eager');
+    expect(decodePathBetween({ graph: 2, eager: 1 }, { graph: 3, eager: 2 })).toBe('mixed');
+  });
+
+  it('rounds the cache width up to a multiple of 16 within the context', () => {
+    expect(decodeWidth(17, 80)).toBe(32);
+    expect(decodeWidth(32, 80)).toBe(32);
+    expect(decodeWidth(70, 72)).toBe(72);
+  });
+});
+
+describe('graph decode step against the eager cache', () => {
+  let params: Params;
+  beforeAll(() => {
+    params = initParams(CFG, 'lm', new Rng(4));
+  });
+  afterAll(() => disposeParams(params));
+
+  it('gives the eager logits and cache token by token, with a left-padded row', () => {
+    const B = 2;
+    const width = 16;
+    const graph = DecodeGraph.build(params, CFG, B, width);
+    const rows = [
+      [0, 0, 3, 4],
+      [5, 6, 7, 8],
+    ];
+    const mask = rows.map((r, b) => r.map((_, i) => (b === 0 && i < 2 ? 0 : 1)));
+    const eagerLogits = (ids: number[][], cache: KVCache | undefined): { logits: Float32Array; cache: KVCache } => {
+      const L = mask[0].length;
+      const T = ids[0].length;
+      return tf.tidy(() => {
+        const all = positionIdsFromMask(mask.flat(), B, L);
+        const positions = Int32Array.from({ length: B * T }, (_, i) => all[Math.floor(i / T) * L + L - T + (i % T)]);
+        const out = forward(params, CFG, tf.tensor2d(ids, undefined, 'int32'), {
+          attentionMask: tf.tensor2d(mask.flat(), [B, L]),
+          positionIds: tf.tensor2d(positions, [B, T], 'int32'),
+          cache,
+          useCache: true,
+        });
+        const last = out.hidden.reshape([B, T, -1]).slice([0, T - 1, 0], [B, 1, -1]).reshape([B, -1]) as Tensor2D;
+        const keep = { keys: out.cache!.keys.map((k) => tf.keep(k)), values: out.cache!.values.map((v) => tf.keep(v)) };
+        return { logits: lmLogits(params, last).dataSync() as Float32Array, cache: keep };
+      });
+    };
+    let eager = eagerLogits(rows, undefined);
+    const pad = (t: Tensor4D) => tf.pad(t, [[0, 0], [0, 0], [0, width - 4], [0, 0]]) as Tensor4D;
+    let fixed: FixedCache = { keys: eager.cache.keys.map(pad), values: eager.cache.values.map(pad) };
+    const next = [
+      [11, 12],
+      [13, 14],
+      [15, 16],
+    ];
+    let worst = 0;
+    for (const tokens of next) {
+      rows.forEach((r, b) => r.push(tokens[b]));
+      mask.forEach((m) => m.push(1));
+      const prev = eager.cache;
+      eager = eagerLogits(
+        rows.map((r) => [r[r.length - 1]]),
+        prev,
+      );
+      disposeCache(prev);
+      const out = graph.step(params, fixed, decodeInputs(rows, mask, width));
+      tf.dispose([...fixed.keys, ...fixed.values]);
+      fixed = out.cache;
+      const got = out.logits.dataSync();
+      out.logits.dispose();
+      for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - eager.logits[i]));
+      // the written slots hold exactly the eager cache; the rest are still zero
+      const L = rows[0].length;
+      for (let l = 0; l < CFG.n_layer; l++) {
+        const written = tf.tidy(() => fixed.keys[l].slice([0, 0, 0, 0], [-1, -1, L, -1]).sub(eager.cache.keys[l]).abs().max().dataSync()[0]);
+        const rest = tf.tidy(() => fixed.values[l].slice([0, 0, L, 0], [-1, -1, -1, -1]).abs().max().dataSync()[0]);
+        expect(written).toBeLessThan(1e-5);
+        expect(rest).toBe(0);
+      }
+    }
+    expect(worst).toBeLessThan(1e-4);
+    disposeCache(eager.cache);
+    tf.dispose([...fixed.keys, ...fixed.values]);
+    graph.dispose();
+  });
+
+  it('generate() decodes through the graph and samples what eager decoding samples, stop tokens and padding included', () => {
+    const prompts = [[1, 2, 3], [4], [5, 6], [7, 8, 9, 10]];
+    const opts: SamplingOptions = { maxNewTokens: 12, temperature: 0, topK: 0, topP: 1, stopIds: [3] };
+    const graph = withDecode(undefined, () => generate(params, CFG, prompts, { padId: 0 }, opts, new Rng(1)));
+    const eager = withDecode('eager', () => generate(params, CFG, prompts, { padId: 0 }, opts, new Rng(1)));
+    expect(graph.decode).toBe('graph');
+    expect(graph.decodeFallback).toBeUndefined();
+    expect(eager.decode).toBe('eager');
+    expect(graph.responses).toEqual(eager.responses);
+    expect(graph.finished).toEqual(eager.finished);
+    // at temperature 1 the draws see the same logits to ~1e-6, so the same seed samples the same text
+    const hot = { ...opts, temperature: 1, stopIds: [] };
+    const a = withDecode(undefined, () => generate(params, CFG, prompts, { padId: 0 }, hot, new Rng(2)));
+    const b = withDecode('eager', () => generate(params, CFG, prompts, { padId: 0 }, hot, new Rng(2)));
+    expect(a.responses).toEqual(b.responses);
+  });
+
+  it('keeps one graph per batch and width, and no tensors across generations', () => {
+    const prompts = [[1, 2], [3, 4]];
+    const opts: SamplingOptions = { maxNewTokens: 6, temperature: 1, topK: 0, topP: 1, stopIds: [] };
+    const g = decodeGraphFor(params, CFG, 2, 16);
+    expect(g).toBeInstanceOf(DecodeGraph);
+    expect(decodeGraphFor(params, CFG, 2, 16)).toBe(g);
+    generate(params, CFG, prompts, { padId: 0 }, opts, new Rng(3));
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) generate(params, CFG, prompts, { padId: 0 }, opts, new Rng(4 + i));
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
