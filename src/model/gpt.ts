@@ -1,4 +1,4 @@
-import { tf, type Tensor, type Tensor1D, type Tensor2D, type Tensor4D, type Variable } from '../backend/tf.js';
+import { tf, type Tensor, type Tensor1D, type Tensor2D, type Tensor3D, type Tensor4D, type Variable } from '../backend/tf.js';
 import type { Rng } from '../util/rng.js';
 import { GptConfig, HeadKind, headDim } from './config.js';
 import { embed, gelu, layerNorm } from './kernels.js';
@@ -19,16 +19,17 @@ export interface KVCache {
 
 /**
  * A decode step's fixed-width cache: every layer's keys and values for all `width`
- * slots ([B, H, width, hd], zeros where nothing is written yet). The new token's key
- * and value go into the slot `slot` marks; `keyBias` ([B, 1, 1, width], 0 or −1e9)
- * hides unwritten slots and padding. Shapes never change from step to step, so one
- * traced graph serves a whole generation (src/sample/decode-graph.ts).
+ * slots ([B, H, width, hd]). The new token's key and value overwrite the slot
+ * `indices` names (one scatter, no whole-cache arithmetic); `keyBias`
+ * ([B, 1, 1, width], 0 or −1e9) hides unwritten slots and padding. Shapes never
+ * change from step to step, so one traced graph serves a whole generation
+ * (src/sample/decode-graph.ts).
  */
 export interface SlotCache {
   keys: Tensor4D[];
   values: Tensor4D[];
-  /** One-hot over slots, [1, 1, width, 1], float. */
-  slot: Tensor4D;
+  /** [B, H, 3] int32: (row, head, slot) for every row and head. */
+  indices: Tensor3D;
   keyBias: Tensor4D;
 }
 
@@ -178,9 +179,8 @@ export function forward(
       v = tf.concat([opts.cache.values[i], v], 2);
     }
     if (slots) {
-      // The slot is still zero, so adding the token's key/value broadcast over the one-hot writes it exactly.
-      k = slots.keys[i].add(k.mul(slots.slot));
-      v = slots.values[i].add(v.mul(slots.slot));
+      k = tf.tensorScatterUpdate(slots.keys[i], slots.indices, k.reshape([B, H, hd]));
+      v = tf.tensorScatterUpdate(slots.values[i], slots.indices, v.reshape([B, H, hd]));
     }
     if (newCache) {
       newCache.keys.push(k);

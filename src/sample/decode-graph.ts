@@ -1,4 +1,4 @@
-import { tf, type Tensor, type Tensor2D, type Tensor4D } from '../backend/tf.js';
+import { tf, type Tensor, type Tensor2D, type Tensor3D, type Tensor4D } from '../backend/tf.js';
 import { GraphUnavailable, loadChecked, type TracedGraph } from '../graph/checked-graph.js';
 import { buildGraphDef, type Endpoint } from '../graph/graphdef.js';
 import type { GraphFunction } from '../graph/session.js';
@@ -39,24 +39,24 @@ const SELF_CHECK_TOLERANCE = 1e-4;
 interface DeviceInputs {
   ids: Tensor2D;
   positions: Tensor2D;
-  slot: Tensor4D;
+  indices: Tensor3D;
   keyBias: Tensor4D;
 }
 
-function upload(x: DecodeInputs, B: number, width: number): DeviceInputs {
-  const slot = new Float32Array(width);
-  slot[x.slot] = 1;
+function upload(x: DecodeInputs, B: number, H: number, width: number): DeviceInputs {
+  const indices = new Int32Array(B * H * 3);
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) indices.set([b, h, x.slot], 3 * (b * H + h));
   return {
     ids: tf.tensor2d(x.ids, [B, 1], 'int32'),
     positions: tf.tensor2d(x.positions, [B, 1], 'int32'),
-    slot: tf.tensor4d(slot, [1, 1, width, 1]),
+    indices: tf.tensor3d(indices, [B, H, 3], 'int32'),
     keyBias: tf.tensor4d(x.keyBias, [B, 1, 1, width]),
   };
 }
 
 /** The decode step on the device, eagerly: what the graph is traced from and checked against. */
 function deviceStep(params: Params, cfg: GptConfig, cache: FixedCache, x: DeviceInputs): { logits: Tensor2D; cache: FixedCache } {
-  const out = forward(params, cfg, x.ids, { positionIds: x.positions, slotCache: { ...cache, slot: x.slot, keyBias: x.keyBias } });
+  const out = forward(params, cfg, x.ids, { positionIds: x.positions, slotCache: { ...cache, indices: x.indices, keyBias: x.keyBias } });
   return { logits: lmLogits(params, out.hidden), cache: out.cache! };
 }
 
@@ -84,7 +84,7 @@ function traceCache(cfg: GptConfig, B: number, width: number, variant: number): 
 }
 
 function feeds(params: Params, cache: FixedCache, x: DeviceInputs): Record<string, Tensor> {
-  const out: Record<string, Tensor> = { ids: x.ids, positions: x.positions, slot: x.slot, key_bias: x.keyBias };
+  const out: Record<string, Tensor> = { ids: x.ids, positions: x.positions, indices: x.indices, key_bias: x.keyBias };
   [...params.values()].forEach((v, i) => (out[paramKey(i)] = v));
   cache.keys.forEach((k, i) => (out[keyKey(i)] = k));
   cache.values.forEach((v, i) => (out[valueKey(i)] = v));
@@ -99,7 +99,7 @@ interface Traced extends TracedGraph {
 function traceDecode(params: Params, cfg: GptConfig, B: number, width: number, variant: number): Traced {
   const inputs = traceInputs(cfg, B, width, variant);
   const cache = traceCache(cfg, B, width, variant);
-  const x = upload(inputs, B, width);
+  const x = upload(inputs, B, cfg.n_head, width);
   let out: { logits: Tensor2D; cache: FixedCache } | undefined;
   try {
     const fed = feeds(params, cache, x);
@@ -122,6 +122,7 @@ export class DecodeGraph {
   private constructor(
     private readonly fn: GraphFunction,
     readonly batch: number,
+    private readonly heads: number,
     readonly width: number,
   ) {}
 
@@ -147,7 +148,7 @@ export class DecodeGraph {
         first,
         second,
         (f) => {
-          const x = upload(check.inputs, batch, width);
+          const x = upload(check.inputs, batch, cfg.n_head, width);
           try {
             return f.run(feeds(params, check.cache, x));
           } finally {
@@ -156,7 +157,7 @@ export class DecodeGraph {
         },
         SELF_CHECK_TOLERANCE,
       );
-      return new DecodeGraph(fn, batch, width);
+      return new DecodeGraph(fn, batch, cfg.n_head, width);
     } finally {
       for (const t of [first, second]) if (t) tf.dispose([...t.cache.keys, ...t.cache.values]);
     }
@@ -164,7 +165,7 @@ export class DecodeGraph {
 
   /** One decode step: the last position's logits [B, V] and the cache with the token written (new tensors; `cache` is left as it was). */
   step(params: Params, cache: FixedCache, inputs: DecodeInputs): { logits: Tensor2D; cache: FixedCache } {
-    const x = upload(inputs, this.batch, this.width);
+    const x = upload(inputs, this.batch, this.heads, this.width);
     try {
       const out = this.fn.run(feeds(params, cache, x));
       const n = cache.keys.length;
