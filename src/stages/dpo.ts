@@ -15,7 +15,6 @@ import { maxOf, mean, splitEveryKth } from '../util/arrays.js';
 import { fineTuneStart } from './sft.js';
 import { handOver, runSupervisedStage, type StageOptions, type StageResult, type SupervisedStage } from './supervised.js';
 
-
 /** Summed response log-probs of `seqs` (evaluation mode), `chunk` rows at a time. */
 function logpsOf(params: Params, cfg: GptConfig, seqs: readonly SftSequence[], padId: number, chunk: number): number[] {
   const out: number[] = [];
