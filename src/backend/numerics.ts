@@ -21,8 +21,8 @@ export interface NumericsEnvironment {
   threads: number;
   /**
    * Which implementation each fast path runs. layer_norm: the single native kernel,
-   * or the multi-kernel composite. train_step (stages that train a language model,
-   * recorded once steps run; for PPO, RLOO and GRPO the update's optimizer steps):
+   * or the multi-kernel composite. train_step (gradient-trained stages: pretrain, sft,
+   * train-reward, dpo, recorded once steps run; for PPO, RLOO and GRPO the update's optimizer steps):
    * one TensorFlow graph per step, eager kernels, or both (src/train/step-runner.ts).
    * decode (stages that generate, once they have): generation's decode steps as one
    * graph each, eagerly, or both (src/sample/decode-graph.ts).

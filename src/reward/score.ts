@@ -1,6 +1,7 @@
 import { tf, type Tensor1D, type Tensor2D } from '../backend/tf.js';
 import type { GptConfig } from '../model/config.js';
 import { forward, scalarHead, type Params } from '../model/gpt.js';
+import { embed } from '../model/kernels.js';
 import { positionIdsFromMask } from '../model/masks.js';
 import type { Rng } from '../util/rng.js';
 
@@ -16,13 +17,13 @@ export interface PaddedRows {
 }
 
 /**
- * Pads token rows to the longest. Left padding needs the mask and position ids
+ * Pads token rows to the longest (or to `width` columns, at least as many). Left padding needs the mask and position ids
  * (the model then sees each row as if unpadded); right padding needs neither,
  * but both sides go through the same path so scores agree.
  */
-export function padRows(rows: readonly number[][], padId: number, side: 'left' | 'right'): PaddedRows {
+export function padRows(rows: readonly number[][], padId: number, side: 'left' | 'right', width = 0): PaddedRows {
   const N = rows.length;
-  const T = Math.max(...rows.map((r) => r.length));
+  const T = Math.max(width, ...rows.map((r) => r.length));
   const ids = new Int32Array(N * T).fill(padId);
   const mask = new Float32Array(N * T);
   const last = new Int32Array(N);
@@ -45,17 +46,34 @@ export function rewardInput(prompt: readonly number[], response: readonly number
   return [...prompt, ...body, eosId];
 }
 
+/** Padded rows on the device: ids, mask and positions [N, T], and `last`, each row's last real token as an index into the N·T positions. */
+export interface RowTensors {
+  ids: Tensor2D;
+  mask: Tensor2D;
+  positions: Tensor2D;
+  last: Tensor1D;
+}
+
+/** `last` of padded rows as indices into their N·T flattened positions (what `scoreTensors` gathers). */
+export function flatLast(rows: PaddedRows): Int32Array {
+  return Int32Array.from(rows.last, (t, n) => n * rows.T + t);
+}
+
 /** Scalar-head output at each row's last real token, [N]. Call inside tidy / variableGrads. */
 export function scoreRows(params: Params, cfg: GptConfig, rows: PaddedRows, training = false, dropoutSeed?: number): Tensor1D {
-  const { hidden } = forward(params, cfg, tf.tensor2d(rows.ids, [rows.N, rows.T], 'int32'), {
-    attentionMask: tf.tensor2d(rows.mask, [rows.N, rows.T]),
-    positionIds: tf.tensor2d(rows.positions, [rows.N, rows.T], 'int32'),
-    training,
-    dropoutSeed,
-  });
-  const flatIndex = Int32Array.from(rows.last, (t, n) => n * rows.T + t);
-  const atLast = tf.gather(hidden, tf.tensor1d(flatIndex, 'int32')) as Tensor2D;
-  return scalarHead(params, atLast);
+  const t: RowTensors = {
+    ids: tf.tensor2d(rows.ids, [rows.N, rows.T], 'int32'),
+    mask: tf.tensor2d(rows.mask, [rows.N, rows.T]),
+    positions: tf.tensor2d(rows.positions, [rows.N, rows.T], 'int32'),
+    last: tf.tensor1d(flatLast(rows), 'int32'),
+  };
+  return scoreTensors(params, cfg, t, training, dropoutSeed);
+}
+
+/** `scoreRows` on rows already on the device (a traced step's inputs). */
+export function scoreTensors(params: Params, cfg: GptConfig, rows: RowTensors, training = false, dropoutSeed?: number): Tensor1D {
+  const { hidden } = forward(params, cfg, rows.ids, { attentionMask: rows.mask, positionIds: rows.positions, training, dropoutSeed });
+  return scalarHead(params, embed(hidden, rows.last)); // embed: a gather with no host read-back, so a training step stays traceable
 }
 
 /**

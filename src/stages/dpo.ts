@@ -2,27 +2,18 @@ import { tf } from '../backend/tf.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { DpoConfig } from '../config/schema.js';
 import { DataError } from '../data/corpus.js';
-import { dpoLoss, type DpoLossKind } from '../dpo/loss.js';
 import { sequenceLogps } from '../dpo/logps.js';
+import { dpoInputs, dpoMicroLoss, dpoTerms, type Pair } from '../dpo/micro-loss.js';
+import { DPO_STAT_NAMES, dpoStats } from '../dpo/stats.js';
 import { preferencePairs } from '../dpo/pairs.js';
 import { labelComparisonsPath, readComparisons } from '../label/comparisons.js';
 import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
 import { sftBatch, tokenizeDemonstrations, type SftSequence } from '../sft/examples.js';
-import { mean, splitEveryKth } from '../util/arrays.js';
+import { upload } from '../train/traced-step.js';
+import { maxOf, mean, splitEveryKth } from '../util/arrays.js';
 import { fineTuneStart } from './sft.js';
 import { handOver, runSupervisedStage, type StageOptions, type StageResult, type SupervisedStage } from './supervised.js';
-
-/** A preference pair, tokenised, with its responses' log-probabilities under the (frozen) reference. */
-interface Pair {
-  chosen: SftSequence;
-  rejected: SftSequence;
-  refChosen: number;
-  refRejected: number;
-}
-
-/** TRL's DPO metric names, in the order dpoStats stacks them. */
-const STAT_NAMES = ['rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected'] as const;
 
 /** Summed response log-probs of `seqs` (evaluation mode), `chunk` rows at a time. */
 function logpsOf(params: Params, cfg: GptConfig, seqs: readonly SftSequence[], padId: number, chunk: number): number[] {
@@ -33,27 +24,6 @@ function logpsOf(params: Params, cfg: GptConfig, seqs: readonly SftSequence[], p
     t.dispose();
   }
   return out;
-}
-
-/**
- * Loss and the six TRL statistics of `pairs` under `params`: the batch holds
- * the chosen responses, then the rejected ones. Call inside tidy/variableGrads.
- */
-function dpoTerms(params: Params, cfg: GptConfig, pairs: readonly Pair[], padId: number, beta: number, kind: DpoLossKind, training: boolean, seed?: number) {
-  const n = pairs.length;
-  const logps = sequenceLogps(params, cfg, sftBatch([...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)], padId), training, seed);
-  const policyChosen = logps.slice(0, n);
-  const policyRejected = logps.slice(n, n);
-  const r = dpoLoss({ policyChosen, policyRejected, refChosen: tf.tensor1d(pairs.map((p) => p.refChosen)), refRejected: tf.tensor1d(pairs.map((p) => p.refRejected)) }, beta, kind);
-  const stats = tf.stack([
-    r.chosenRewards.mean(),
-    r.rejectedRewards.mean(),
-    tf.greater(r.chosenRewards, r.rejectedRewards).toFloat().mean(),
-    r.chosenRewards.sub(r.rejectedRewards).mean(),
-    policyChosen.mean(),
-    policyRejected.mean(),
-  ]);
-  return { loss: r.loss, stats };
 }
 
 /**
@@ -117,8 +87,10 @@ export function runDpo(loaded: LoadedConfig, opts: StageOptions = {}): Promise<S
     }
     const B = cfg.batch_size;
     const padId = tokenizer.padId;
+    // A graph step pads every batch to the longest training sequence, so one graph serves all.
+    const width = maxOf(train.map((p) => Math.max(p.chosen.ids.length, p.rejected.ids.length))) - 1;
     // Statistics of the micro-batches of the last step (not a window average, so a resumed run logs the same numbers).
-    const recent: Float32Array[] = [];
+    let recent: number[][] = [];
     return {
       head: 'lm',
       model,
@@ -128,32 +100,30 @@ export function runDpo(loaded: LoadedConfig, opts: StageOptions = {}): Promise<S
       tokensPerStep: Math.round(2 * B * cfg.grad_accum_steps * mean(train.map((p) => (p.chosen.ids.length + p.rejected.ids.length) / 2))),
       ...dpoMemoryNeeds(cfg, model),
       initialParams: handOver(reference.params, 'dpo'),
-      microBatch: (params, rng) => {
-        const pairs = Array.from({ length: B }, () => train[rng.int(train.length)]);
-        const seed = model.dropout > 0 ? rng.seed() : undefined;
-        return () => {
-          const { loss, stats } = dpoTerms(params, model, pairs, padId, cfg.beta, cfg.loss, true, seed);
-          recent.push(stats.dataSync() as Float32Array);
-          if (recent.length > cfg.grad_accum_steps) recent.shift();
-          return loss;
-        };
+      microBatch: {
+        loss: (seed) => dpoMicroLoss(model, cfg.beta, cfg.loss, seed),
+        draw: (rng) => {
+          const pairs = Array.from({ length: B }, () => train[rng.int(train.length)]);
+          return { exact: dpoInputs(pairs, padId), padded: dpoInputs(pairs, padId, width) };
+        },
+        onStats: (stats) => (recent = stats.map(dpoStats)),
       },
-      stepMetrics: () => Object.fromEntries(STAT_NAMES.map((name, j) => [name, mean(recent.map((s) => s[j]))])),
+      stepMetrics: () => Object.fromEntries(DPO_STAT_NAMES.map((name, j) => [name, mean(recent.map((s) => s[j]))])),
       evaluate: (params) => {
         let loss = 0;
-        const sums = new Float64Array(STAT_NAMES.length);
+        const sums = new Float64Array(DPO_STAT_NAMES.length);
         for (let i = 0; i < evaluation.length; i += B) {
           const part = evaluation.slice(i, i + B);
           const t = tf.tidy(() => {
-            const r = dpoTerms(params, model, part, padId, cfg.beta, cfg.loss, false);
+            const r = dpoTerms(params, model, upload(dpoInputs(part, padId)), cfg.beta, cfg.loss, false);
             return tf.concat([r.loss.reshape([1]), r.stats]);
           });
           const v = t.dataSync();
           t.dispose();
           loss += v[0] * part.length;
-          STAT_NAMES.forEach((_, j) => (sums[j] += v[j + 1] * part.length));
+          dpoStats(v.subarray(1)).forEach((x, j) => (sums[j] += x * part.length));
         }
-        return { eval_loss: loss / evaluation.length, ...Object.fromEntries(STAT_NAMES.map((name, j) => [`eval_${name}`, sums[j] / evaluation.length])) };
+        return { eval_loss: loss / evaluation.length, ...Object.fromEntries(DPO_STAT_NAMES.map((name, j) => [`eval_${name}`, sums[j] / evaluation.length])) };
       },
       describe: { parent, data: dataFile, comparisons, pairs: cfg.pairs, train_pairs: train.length, eval_pairs: evaluation.length, beta: cfg.beta, loss: cfg.loss },
     };

@@ -1,4 +1,3 @@
-import type { Scalar } from '../backend/tf.js';
 import { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { TrainingLoopConfig } from '../config/schema.js';
@@ -13,7 +12,9 @@ import { AdamW } from '../train/adamw.js';
 import { InterruptedError, trainLoop } from '../train/loop.js';
 import type { LmBatch } from '../train/lm-loss.js';
 import { graphStepWanted, LmStepRunner } from '../train/lm-step-runner.js';
-import { optimizerStep, type StepResult } from '../train/step.js';
+import type { StepResult } from '../train/step.js';
+import { StepRunner } from '../train/step-runner.js';
+import { eagerStep, type MicroInputs, type MicroLoss } from '../train/traced-step.js';
 import { restoreTrainingState, trainingState } from '../train/resume.js';
 import { Rng } from '../util/rng.js';
 
@@ -30,6 +31,19 @@ export interface StageResult {
   metrics: Record<string, number>;
 }
 
+/**
+ * A stage's micro-batches as named inputs and a loss over them (src/train/traced-step.ts),
+ * so its steps run as a traced graph where that builds, else eagerly (src/train/step-runner.ts).
+ */
+export interface MicroStep {
+  /** The micro-batch loss; a `dropoutSeed` only for eager steps (a model with dropout gets no graph). */
+  loss(dropoutSeed?: number): MicroLoss;
+  /** One micro-batch drawn from `rng`: its inputs as drawn (the eager step's) and padded to the stage's one shape (the graph's). */
+  draw(rng: Rng): { exact: MicroInputs; padded: MicroInputs };
+  /** The statistics each micro-batch's loss returned, after each step. */
+  onStats?(stats: Float32Array[]): void;
+}
+
 /** What a gradient-trained stage supplies; everything else (run dir, resume, loop) is shared. */
 export interface SupervisedStage {
   head: HeadKind;
@@ -42,10 +56,10 @@ export interface SupervisedStage {
   /** Fresh parameters for a new run (from a parent checkpoint or random init). */
   initialParams(rng: Rng): Params;
   /**
-   * One micro-batch, drawn from `rng`: either a loss closure, or (language-model
-   * stages) the batch itself, which may then run as a graph step (src/train/lm-step-runner.ts).
+   * How micro-batches are drawn and trained on: language-model batches (src/train/lm-step-runner.ts),
+   * or named inputs and a loss over them; either may run as a graph step.
    */
-  microBatch: ((params: Params, rng: Rng) => () => Scalar) | { lm: (rng: Rng) => LmBatch; padTo?: number };
+  microBatch: MicroStep | { lm: (rng: Rng) => LmBatch; padTo?: number };
   evaluate(params: Params): Record<string, number>;
   /** Training metrics of the logged step beyond the loss. */
   stepMetrics?(): Record<string, number>;
@@ -117,23 +131,30 @@ export async function runSupervisedStage(
   }
   run.logger.info({ params: countParams(prepared.model, prepared.head), ...prepared.describe }, 'start');
   const mb = prepared.microBatch;
-  const runner =
-    typeof mb === 'function' ? undefined : new LmStepRunner(params, optimizer, prepared.model, s.grad_clip, { graph: graphStepWanted(), padTo: mb.padTo });
+  const graph = graphStepWanted();
+  const dropoutSeed = () => (prepared.model.dropout > 0 ? rng.seed() : undefined);
+  const lmRunner = 'lm' in mb ? new LmStepRunner(params, optimizer, prepared.model, s.grad_clip, { graph, padTo: mb.padTo }) : undefined;
+  const unavailable = prepared.model.dropout > 0 ? 'dropout masks are drawn on the host per step' : undefined;
+  const microRunner = 'lm' in mb ? undefined : new StepRunner(params, optimizer, s.grad_clip, mb.loss(), { graph, unavailable });
+  const runner = (lmRunner ?? microRunner)!;
   let loggedFallback = false;
-  const trainStep = async (lr: number): Promise<StepResult> => {
-    if (typeof mb === 'function') {
-      const losses = Array.from({ length: s.grad_accum_steps }, () => mb(params, rng));
-      return optimizerStep(params, optimizer, losses, lr, s.grad_clip);
+  const stepOf = async (lr: number): Promise<StepResult> => {
+    if ('lm' in mb) {
+      const micro = Array.from({ length: s.grad_accum_steps }, () => ({ batch: mb.lm(rng), dropoutSeed: dropoutSeed() }));
+      return lmRunner!.step(micro, lr);
     }
-    const micro = Array.from({ length: s.grad_accum_steps }, () => ({
-      batch: mb.lm(rng),
-      dropoutSeed: prepared.model.dropout > 0 ? rng.seed() : undefined,
-    }));
-    const result = await runner!.step(micro, lr);
-    run.recordTrainStep(runner!.path!);
-    if (runner!.fallbackReason && !loggedFallback) {
+    const micro = Array.from({ length: s.grad_accum_steps }, () => ({ ...mb.draw(rng), seed: dropoutSeed() }));
+    const eager = () => eagerStep(params, optimizer, s.grad_clip, micro.map((m) => mb.loss(m.seed)), micro.map((m) => m.exact), lr);
+    const out = await microRunner!.step(micro.map((m) => m.padded), lr, eager);
+    mb.onStats?.(out.stats);
+    return { loss: out.loss, gradNorm: out.gradNorm };
+  };
+  const trainStep = async (lr: number): Promise<StepResult> => {
+    const result = await stepOf(lr);
+    run.recordTrainStep(runner.path!);
+    if (runner.fallbackReason && !loggedFallback) {
       loggedFallback = true;
-      run.logger.info({ reason: runner!.fallbackReason }, 'graph training step unavailable: steps run eagerly');
+      run.logger.info({ reason: runner.fallbackReason }, 'graph training step unavailable: steps run eagerly');
     }
     return result;
   };
@@ -162,7 +183,7 @@ export async function runSupervisedStage(
     run.fail(err instanceof InterruptedError ? 'interrupted' : 'failed', (err as Error).message);
     throw err;
   } finally {
-    runner?.dispose();
+    runner.dispose();
     optimizer.dispose();
     disposeParams(params);
   }

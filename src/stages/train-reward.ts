@@ -6,7 +6,7 @@ import { DataError } from '../data/corpus.js';
 import { comparisonPairs, readComparisons, type Comparison } from '../label/comparisons.js';
 import type { GptConfig } from '../model/config.js';
 import { disposeParams, type Params } from '../model/gpt.js';
-import { pairwiseLoss } from '../reward/loss.js';
+import { rewardInputs, rewardMicroLoss, type ComparisonBatch, type RewardBatchShape } from '../reward/micro-loss.js';
 import { addScalarHead, normalisationFor, padRows, rewardInput, scoreRows } from '../reward/score.js';
 import { stopTokenIds } from '../sample/tokens.js';
 import type { DataSource } from '../config/schema.js';
@@ -41,7 +41,7 @@ function tokenizeComparisons(comparisons: readonly { value: Comparison; line: nu
 }
 
 /** Rows and pair indices of several comparisons, flattened into one batch. */
-function flatten(batch: readonly TokenizedComparison[]) {
+function flatten(batch: readonly TokenizedComparison[]): ComparisonBatch {
   const rows: number[][] = [];
   const better: number[] = [];
   const worse: number[] = [];
@@ -140,6 +140,12 @@ export function runTrainReward(loaded: LoadedConfig, opts: StageOptions = {}): P
     const B = cfg.batch_size;
     const padId = tokenizer.padId;
     const meanRows = train.reduce((s, c) => s + c.rows.reduce((a, r) => a + r.length, 0), 0) / train.length;
+    // A graph step pads every batch to the most rows, columns and pairs B training comparisons can have, so one graph serves all.
+    const shape: RewardBatchShape = {
+      rows: B * maxOf(train.map((c) => c.rows.length)),
+      width: maxOf(train.map((c) => maxOf(c.rows.map((r) => r.length)))),
+      pairs: B * maxOf(train.map((c) => c.pairs.length)),
+    };
     if (resumed) disposeParams(sft.params);
     return {
       head: 'score',
@@ -149,11 +155,12 @@ export function runTrainReward(loaded: LoadedConfig, opts: StageOptions = {}): P
       parents: [parent],
       tokensPerStep: Math.round(B * meanRows * cfg.grad_accum_steps),
       initialParams: (rng) => addScalarHead(sft.params, model, rng),
-      microBatch: (params, rng) => {
-        const batch = flatten(Array.from({ length: B }, () => train[rng.int(train.length)]));
-        const rows = padRows(batch.rows, padId, 'right');
-        const seed = model.dropout > 0 ? rng.seed() : undefined;
-        return () => pairwiseLoss(scoreRows(params, model, rows, true, seed), batch.better, batch.worse, cfg.center_coef);
+      microBatch: {
+        loss: (seed) => rewardMicroLoss(model, cfg.center_coef, seed),
+        draw: (rng) => {
+          const batch = flatten(Array.from({ length: B }, () => train[rng.int(train.length)]));
+          return { exact: rewardInputs(batch, padId), padded: rewardInputs(batch, padId, shape) };
+        },
       },
       evaluate: (params) => evaluateRewardModel(params, model, evaluation, padId, B),
       finalExtra: (params) => ({

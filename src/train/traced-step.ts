@@ -59,7 +59,8 @@ const SCALARS = ['step_size', 'eps_hat', 'keep'] as const;
 /** Largest |graph − eager| the build-time check accepts in any loss, norm, statistic, parameter or moment after one step. */
 const SELF_CHECK_TOLERANCE = 1e-4;
 
-function upload(inputs: MicroInputs): Record<string, Tensor> {
+/** A micro-batch's host arrays as tensors (the caller disposes them). */
+export function upload(inputs: MicroInputs): Record<string, Tensor> {
   return Object.fromEntries(Object.entries(inputs).map(([k, h]) => [k, tf.tensor(h.values, h.shape)]));
 }
 
@@ -84,12 +85,15 @@ export function perturbInputs(micro: readonly MicroInputs[]): MicroInputs[] {
   );
 }
 
-/** The eager reference step: `optimizerStep` over the loss of each micro-batch, statistics read back afterwards. */
-export function eagerStep(params: Params, optimizer: AdamW, maxGradNorm: number, loss: MicroLoss, micro: readonly MicroInputs[], lr: number): StepOutcome {
+/**
+ * The eager reference step: `optimizerStep` over the loss of each micro-batch, statistics read back afterwards.
+ * `loss` may be one per micro-batch (a loss with dropout closes over its micro-batch's seed).
+ */
+export function eagerStep(params: Params, optimizer: AdamW, maxGradNorm: number, loss: MicroLoss | readonly MicroLoss[], micro: readonly MicroInputs[], lr: number): StepOutcome {
   const kept: Tensor[] = [];
   try {
-    const closures = micro.map((m) => (): Scalar => {
-      const out = loss(params, upload(m));
+    const closures = micro.map((m, k) => (): Scalar => {
+      const out = (typeof loss === 'function' ? loss : loss[k])(params, upload(m));
       if (out.stats) kept.push(tf.keep(out.stats));
       return out.loss;
     });
