@@ -61,7 +61,7 @@ describe('graph decode step against the eager cache', () => {
   });
   afterAll(() => disposeParams(params));
 
-  it('gives the eager logits and cache token by token, with a left-padded row', () => {
+  it('gives the eager logits token by token and keeps the eager cache in the session, with a left-padded row', () => {
     const B = 2;
     const width = 16;
     const graph = DecodeGraph.build(params, CFG, B, width);
@@ -89,7 +89,9 @@ describe('graph decode step against the eager cache', () => {
     };
     let eager = eagerLogits(rows, undefined);
     const pad = (t: Tensor4D) => tf.pad(t, [[0, 0], [0, 0], [0, width - 4], [0, 0]]) as Tensor4D;
-    let fixed: FixedCache = { keys: eager.cache.keys.map(pad), values: eager.cache.values.map(pad) };
+    const start: FixedCache = { keys: eager.cache.keys.map(pad), values: eager.cache.values.map(pad) };
+    graph.start(start);
+    tf.dispose([...start.keys, ...start.values]);
     const next = [
       [11, 12],
       [13, 14],
@@ -105,13 +107,12 @@ describe('graph decode step against the eager cache', () => {
         prev,
       );
       disposeCache(prev);
-      const out = graph.step(params, fixed, decodeInputs(rows, mask, width));
-      tf.dispose([...fixed.keys, ...fixed.values]);
-      fixed = out.cache;
+      const out = graph.step(params, decodeInputs(rows, mask, width), true);
+      const fixed = out.cache!;
       const got = out.logits.dataSync();
       out.logits.dispose();
       for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - eager.logits[i]));
-      // the written slots hold exactly the eager cache; the rest are still zero
+      // the session's cache holds exactly the eager cache in the written slots; the rest are still zero
       const L = rows[0].length;
       for (let l = 0; l < CFG.n_layer; l++) {
         const written = tf.tidy(() => fixed.keys[l].slice([0, 0, 0, 0], [-1, -1, L, -1]).sub(eager.cache.keys[l]).abs().max().dataSync()[0]);
@@ -119,10 +120,10 @@ describe('graph decode step against the eager cache', () => {
         expect(written).toBeLessThan(1e-5);
         expect(rest).toBe(0);
       }
+      tf.dispose([...fixed.keys, ...fixed.values]);
     }
     expect(worst).toBeLessThan(1e-4);
     disposeCache(eager.cache);
-    tf.dispose([...fixed.keys, ...fixed.values]);
     graph.dispose();
   });
 

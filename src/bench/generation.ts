@@ -90,7 +90,10 @@ function graphDecodeStepMs(params: Params, shape: BenchShape, prompts: number[][
   const graph = decodeGraphFor(params, cfg, o.batch, width);
   if (!(graph instanceof DecodeGraph)) return undefined;
   const shape4 = [o.batch, cfg.n_head, width, cfg.d_model / cfg.n_head] as [number, number, number, number];
-  let cache: FixedCache = { keys: Array.from({ length: cfg.n_layer }, () => tf.zeros(shape4) as Tensor4D), values: Array.from({ length: cfg.n_layer }, () => tf.zeros(shape4) as Tensor4D) };
+  const zeros = (): Tensor4D[] => Array.from({ length: cfg.n_layer }, () => tf.zeros(shape4) as Tensor4D);
+  const start: FixedCache = { keys: zeros(), values: zeros() };
+  graph.start(start);
+  tf.dispose([...start.keys, ...start.values]);
   const rows = prompts.map((p) => [...p]);
   const mask = prompts.map((p) => p.map(() => 1));
   const times: number[] = [];
@@ -98,14 +101,11 @@ function graphDecodeStepMs(params: Params, shape: BenchShape, prompts: number[][
     rows.forEach((r) => r.push(1));
     mask.forEach((m) => m.push(1));
     const t = performance.now();
-    const out = graph.step(params, cache, decodeInputs(rows, mask, width));
-    out.logits.dataSync();
+    const { logits } = graph.step(params, decodeInputs(rows, mask, width));
+    logits.dataSync();
     times.push(performance.now() - t);
-    out.logits.dispose();
-    tf.dispose([...cache.keys, ...cache.values]);
-    cache = out.cache;
+    logits.dispose();
   }
-  tf.dispose([...cache.keys, ...cache.values]);
   return median(times);
 }
 

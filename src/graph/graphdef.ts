@@ -173,6 +173,18 @@ function typeAttr(t: number): AttrValueMsg {
   return v;
 }
 
+function shapeAttr(shape: readonly number[]): AttrValueMsg {
+  const v = new (pb().AttrValue)();
+  v.setShape(shapeProto(shape));
+  return v;
+}
+
+function stringAttr(text: string): AttrValueMsg {
+  const v = new (pb().AttrValue)();
+  v.setS(new TextEncoder().encode(text));
+  return v;
+}
+
 function node(name: string, op: string, inputs: string[], attrs: Array<[string, AttrValueMsg]>): NodeMsg {
   const n = new (pb().NodeDef)();
   n.setName(name);
@@ -205,12 +217,21 @@ export interface GraphPort extends TensorMeta {
   tensor: string;
 }
 
+/** A feed kept inside the session as a resource variable: `init` is the placeholder `assign` (a tensor to fetch) writes it from. */
+export interface GraphVariable {
+  key: string;
+  init: GraphPort;
+}
+
 export interface BuiltGraph {
   graph: GraphMsg;
   /** The serialized GraphDef: equal bytes mean equal graphs. */
   bytes: Uint8Array;
   inputs: GraphPort[];
   outputs: GraphPort[];
+  /** Feeds turned into session variables; `assign` is the tensor whose fetch assigns them all from their `init` placeholders. */
+  variables: GraphVariable[];
+  assign?: string;
   /** Number of nodes (ops, constants, placeholders, output identities). */
   nodes: number;
 }
@@ -219,8 +240,13 @@ export interface BuiltGraph {
  * GraphDef of `trace` with the given feeds (become Placeholders; unused ones are dropped) and fetches
  * (read through an Identity each, so a fetch may also be a feed or a Const).
  * `read(id)` supplies the value of a tensor made before the trace.
+ *
+ * A feed listed in `variables` becomes a resource variable that lives in the session
+ * instead: the traced code may only overwrite part of it with one TensorScatterUpdate,
+ * which becomes an in-place ResourceScatterNdUpdate followed by a read of the variable
+ * (so a decode step writes one cache slot instead of copying the whole cache it was fed).
  */
-export function buildGraphDef(trace: Trace, feeds: readonly Endpoint[], fetches: readonly Endpoint[], read: (id: number) => TypedValues): BuiltGraph {
+export function buildGraphDef(trace: Trace, feeds: readonly Endpoint[], fetches: readonly Endpoint[], read: (id: number) => TypedValues, variables: readonly Endpoint[] = []): BuiltGraph {
   const graph = new (pb().GraphDef)();
   const names = new Map<number, string>();
   const inputs: GraphPort[] = [];
@@ -232,17 +258,34 @@ export function buildGraphDef(trace: Trace, feeds: readonly Endpoint[], fetches:
   let count = 0;
   const used = new Set(trace.ops.flatMap((op) => op.inputs));
   for (const f of fetches) used.add(f.id);
+  const vars = new Map<number, string>();
+  const built: GraphVariable[] = [];
+  const assigns: string[] = [];
+  variables.forEach((v, i) => {
+    const meta = metaOf(v.id);
+    const name = `var_${i}`;
+    const init = `var_${i}_init`;
+    graph.addNode(node(name, 'VarHandleOp', [], [['dtype', typeAttr(meta.dtype)], ['shape', shapeAttr(meta.shape)], ['shared_name', stringAttr(name)]]));
+    graph.addNode(node(init, 'Placeholder', [], [['dtype', typeAttr(meta.dtype)], ['shape', shapeAttr(meta.shape)]]));
+    graph.addNode(node(`${name}_assign`, 'AssignVariableOp', [name, init], [['dtype', typeAttr(meta.dtype)]]));
+    vars.set(v.id, name);
+    assigns.push(`^${name}_assign`);
+    built.push({ key: v.key, init: { key: v.key, tensor: `${init}:0`, ...meta } });
+    count += 3;
+  });
+  const scattered = new Set<number>();
   // A feed the traced code never read is left out of the graph (and its signature).
-  feeds.filter((f) => used.has(f.id)).forEach((f, i) => {
+  feeds.filter((f) => used.has(f.id) && !vars.has(f.id)).forEach((f, i) => {
     const meta = metaOf(f.id);
     const name = `input_${i}`;
-    graph.addNode(node(name, 'Placeholder', [], [['dtype', typeAttr(meta.dtype)], ['shape', (() => { const v = new (pb().AttrValue)(); v.setShape(shapeProto(meta.shape)); return v; })()]]));
+    graph.addNode(node(name, 'Placeholder', [], [['dtype', typeAttr(meta.dtype)], ['shape', shapeAttr(meta.shape)]]));
     names.set(f.id, name);
     inputs.push({ key: f.key, tensor: `${name}:0`, ...meta });
     count++;
   });
   let consts = 0;
   const ref = (id: number): string => {
+    if (vars.has(id)) throw new Error('graphdef: a session variable may only be read through its one TensorScatterUpdate');
     let name = names.get(id);
     if (name === undefined) {
       const upload = trace.uploads.get(id);
@@ -255,6 +298,16 @@ export function buildGraphDef(trace: Trace, feeds: readonly Endpoint[], fetches:
   };
   trace.ops.forEach((op, i) => {
     const name = `op_${i}`;
+    const variable = vars.get(op.inputs[0]);
+    if (variable !== undefined && op.op === 'TensorScatterUpdate' && !scattered.has(op.inputs[0])) {
+      scattered.add(op.inputs[0]);
+      const meta = metaOf(op.inputs[0]);
+      graph.addNode(node(`${name}_update`, 'ResourceScatterNdUpdate', [variable, ref(op.inputs[1]), ref(op.inputs[2])], [['T', typeAttr(meta.dtype)], ['Tindices', typeAttr(metaOf(op.inputs[1]).dtype)]]));
+      graph.addNode(node(name, 'ReadVariableOp', [variable, `^${name}_update`], [['dtype', typeAttr(meta.dtype)]]));
+      names.set(op.outputs[0], name);
+      count += 2;
+      return;
+    }
     const ins = op.inputs.map(ref);
     const attrs: Array<[string, AttrValueMsg]> = op.attrs.map((a) => [a.name, attrProto(a)]);
     for (const [attr, input] of INFERRED_TYPE_ATTRS[op.op] ?? []) {
@@ -271,10 +324,17 @@ export function buildGraphDef(trace: Trace, feeds: readonly Endpoint[], fetches:
     count++;
     return { key: f.key, tensor: `${name}:0`, ...meta };
   });
+  let assign: string | undefined;
+  if (assigns.length) {
+    graph.addNode(constNode('assign_zero', { dtype: 1, shape: [] }, Float32Array.of(0)));
+    graph.addNode(node('assign', 'Identity', ['assign_zero', ...assigns], [['T', typeAttr(1)]]));
+    assign = 'assign:0';
+    count += 2;
+  }
   const versions = new (pb().VersionDef)();
   versions.setProducer(GRAPH_PRODUCER);
   graph.setVersions(versions);
-  return { graph, bytes: graph.serializeBinary(), inputs, outputs, nodes: count };
+  return { graph, bytes: graph.serializeBinary(), inputs, outputs, variables: built, assign, nodes: count };
 }
 
 function tensorInfo(p: GraphPort): TensorInfoMsg {

@@ -30,6 +30,10 @@ function savedModelBackend(): SavedModelBackend {
  * known here), so synchronous code such as generation can build graphs on first
  * use. The SavedModel is written to a temporary directory only for the load.
  */
+function missing(key: string): never {
+  throw new RangeError(`GraphFunction: the graph has no port "${key}"`);
+}
+
 export class GraphFunction {
   private disposed = false;
   private readonly inputInfos: Array<{ name: string; tfDtype: string }>;
@@ -56,16 +60,30 @@ export class GraphFunction {
     }
   }
 
-  /** Feeds the graph's inputs by key (other keys are ignored); returns every output by key (new tensors the caller owns). */
-  run(inputs: Record<string, Tensor>): Record<string, Tensor> {
+  /**
+   * Feeds the graph's inputs by key (other keys are ignored); returns the outputs named
+   * in `fetch` (default: every output) by key, new tensors the caller owns.
+   */
+  run(inputs: Record<string, Tensor>, fetch?: readonly string[]): Record<string, Tensor> {
     if (this.disposed) throw new Error('GraphFunction.run: the graph was disposed');
     const feeds = this.graph.inputs.map((p) => {
       const t = inputs[p.key];
       if (t === undefined) throw new RangeError(`GraphFunction.run: no value for input "${p.key}"`);
       return t;
     });
-    const out = this.backend.runSavedModel(this.session, feeds, this.inputInfos, this.outputNames);
-    return Object.fromEntries(this.graph.outputs.map((p, i) => [p.key, out[i]]));
+    const outputs = fetch ? fetch.map((k) => this.graph.outputs.find((p) => p.key === k) ?? missing(k)) : this.graph.outputs;
+    const out = this.backend.runSavedModel(this.session, feeds, this.inputInfos, outputs.map((p) => p.tensor));
+    return Object.fromEntries(outputs.map((p, i) => [p.key, out[i]]));
+  }
+
+  /** Writes the graph's session variables (src/graph/graphdef.ts) from `values` by key; they keep their values across runs. */
+  assign(values: Record<string, Tensor>): void {
+    if (this.disposed) throw new Error('GraphFunction.assign: the graph was disposed');
+    const { variables, assign } = this.graph;
+    if (!assign) throw new Error('GraphFunction.assign: the graph has no session variables');
+    const feeds = variables.map((v) => values[v.key] ?? missing(v.key));
+    const infos = variables.map((v) => ({ name: v.init.tensor, tfDtype: DT_NAME[v.init.dtype] }));
+    for (const t of this.backend.runSavedModel(this.session, feeds, infos, [assign])) t.dispose();
   }
 
   dispose(): void {

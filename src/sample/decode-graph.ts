@@ -12,7 +12,8 @@ import { forward, lmLogits, type Params } from '../model/gpt.js';
  * kernel dispatches of ~20 µs each, which at the shipped model sizes costs more
  * than the arithmetic; the graph runs them in one TF_SessionRun. The cache has a
  * fixed width (`SlotCache` in src/model/gpt.ts), so one graph serves every step
- * of a generation and every generation of the same batch size and width.
+ * of a generation and every generation of the same batch size and width, and it
+ * stays inside the session as variables that each step writes one slot of.
  */
 
 /** Every layer's keys and values at the full width, [B, H, width, hd]. */
@@ -83,9 +84,14 @@ function traceCache(cfg: GptConfig, B: number, width: number, variant: number): 
   return { keys: Array.from({ length: cfg.n_layer }, (_, i) => make(2 * i)), values: Array.from({ length: cfg.n_layer }, (_, i) => make(2 * i + 1)) };
 }
 
-function feeds(params: Params, cache: FixedCache, x: DeviceInputs): Record<string, Tensor> {
+function feeds(params: Params, x: DeviceInputs): Record<string, Tensor> {
   const out: Record<string, Tensor> = { ids: x.ids, positions: x.positions, indices: x.indices, key_bias: x.keyBias };
   [...params.values()].forEach((v, i) => (out[paramKey(i)] = v));
+  return out;
+}
+
+function cacheByKey(cache: FixedCache): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
   cache.keys.forEach((k, i) => (out[keyKey(i)] = k));
   cache.values.forEach((v, i) => (out[valueKey(i)] = v));
   return out;
@@ -102,7 +108,7 @@ function traceDecode(params: Params, cfg: GptConfig, B: number, width: number, v
   const x = upload(inputs, B, cfg.n_head, width);
   let out: { logits: Tensor2D; cache: FixedCache } | undefined;
   try {
-    const fed = feeds(params, cache, x);
+    const fed = feeds(params, x);
     const { result, trace } = traceOps(() => deviceStep(params, cfg, cache, x));
     out = result;
     const fetches: Endpoint[] = [
@@ -110,7 +116,9 @@ function traceDecode(params: Params, cfg: GptConfig, B: number, width: number, v
       ...out.cache.keys.map((k, i) => ({ key: keyKey(i), id: tensorId(k) })),
       ...out.cache.values.map((v, i) => ({ key: valueKey(i), id: tensorId(v) })),
     ];
-    const built = buildGraphDef(trace, Object.entries(fed).map(([key, t]) => ({ key, id: tensorId(t) })), fetches, readTensor);
+    // The cache lives in the session: each step writes one slot in place instead of being fed and copied.
+    const variables = Object.entries(cacheByKey(cache)).map(([key, t]) => ({ key, id: tensorId(t) }));
+    const built = buildGraphDef(trace, Object.entries(fed).map(([key, t]) => ({ key, id: tensorId(t) })), fetches, readTensor, variables);
     return { built, eager: new Map(fetches.map((f) => [f.key, Float32Array.from(readTensor(f.id))])), inputs, cache };
   } finally {
     if (out) tf.dispose([out.logits, ...out.cache.keys, ...out.cache.values]);
@@ -150,7 +158,8 @@ export class DecodeGraph {
         (f) => {
           const x = upload(check.inputs, batch, cfg.n_head, width);
           try {
-            return f.run(feeds(params, check.cache, x));
+            f.assign(cacheByKey(check.cache));
+            return f.run(feeds(params, x));
           } finally {
             tf.dispose(Object.values(x));
           }
@@ -163,16 +172,24 @@ export class DecodeGraph {
     }
   }
 
-  /** One decode step: the last position's logits [B, V] and the cache with the token written (new tensors; `cache` is left as it was). */
-  step(params: Params, cache: FixedCache, inputs: DecodeInputs): { logits: Tensor2D; cache: FixedCache } {
+  /** Starts a generation: the session's cache becomes `cache` (copied; the caller keeps ownership). */
+  start(cache: FixedCache): void {
+    this.fn.assign(cacheByKey(cache));
+  }
+
+  /**
+   * One decode step on the session's cache, which it updates: the last position's
+   * logits [B, V], and with `withCache` a copy of the updated cache (new tensors).
+   */
+  step(params: Params, inputs: DecodeInputs, withCache = false): { logits: Tensor2D; cache?: FixedCache } {
     const x = upload(inputs, this.batch, this.heads, this.width);
     try {
-      const out = this.fn.run(feeds(params, cache, x));
-      const n = cache.keys.length;
-      return {
-        logits: out.logits as Tensor2D,
-        cache: { keys: Array.from({ length: n }, (_, i) => out[keyKey(i)] as Tensor4D), values: Array.from({ length: n }, (_, i) => out[valueKey(i)] as Tensor4D) },
-      };
+      const out = this.fn.run(feeds(params, x), withCache ? undefined : ['logits']);
+      const n = (this.fn.graph.outputs.length - 1) / 2;
+      const cache = withCache
+        ? { keys: Array.from({ length: n }, (_, i) => out[keyKey(i)] as Tensor4D), values: Array.from({ length: n }, (_, i) => out[valueKey(i)] as Tensor4D) }
+        : undefined;
+      return { logits: out.logits as Tensor2D, ...(cache ? { cache } : {}) };
     } finally {
       tf.dispose(Object.values(x));
     }

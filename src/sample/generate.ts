@@ -1,7 +1,7 @@
 import { tf, type Tensor2D, type Tensor4D } from '../backend/tf.js';
 import type { GptConfig } from '../model/config.js';
 import { disposeCache, forward, lmLogits, type KVCache, type Params } from '../model/gpt.js';
-import { DecodeGraph, decodeGraphFor, decodeGraphWanted, decodeWidth, type DecodeInputs, type FixedCache } from './decode-graph.js';
+import { DecodeGraph, decodeGraphFor, decodeGraphWanted, decodeWidth, type DecodeInputs } from './decode-graph.js';
 import { positionIdsFromMask } from '../model/masks.js';
 import { maxOf } from '../util/arrays.js';
 import type { Rng } from '../util/rng.js';
@@ -124,16 +124,11 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
   const graph = useCache && maxNew > 1 && decodeGraphWanted() ? decodeGraphFor(params, cfg, B, width) : undefined;
   const decoder = graph instanceof DecodeGraph ? graph : undefined;
   let cache: KVCache | undefined;
-  // After the prompt's forward, the decode graph's fixed-width copy of the cache.
-  let fixed: FixedCache | undefined;
   try {
     for (let step = 0; step < maxNew && !finished.every(Boolean); step++) {
       let logits: Tensor2D;
-      if (decoder && fixed) {
-        const out = decoder.step(params, fixed, decodeInputs(rows, mask, width));
-        tf.dispose([...fixed.keys, ...fixed.values]);
-        fixed = out.cache;
-        logits = out.logits;
+      if (decoder && step > 0) {
+        logits = decoder.step(params, decodeInputs(rows, mask, width)).logits;
       } else {
         const L = rows[0].length;
         const feedFrom = useCache && cache ? L - 1 : 0;
@@ -152,9 +147,9 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
             useCache,
           });
           if (decoder) {
-            // zeros in the slots the decode steps will fill
-            const pad = (t: Tensor4D) => tf.keep(tf.pad(t, [[0, 0], [0, 0], [0, width - L], [0, 0]]));
-            fixed = { keys: out.cache!.keys.map(pad), values: out.cache!.values.map(pad) };
+            // the decode graph's session cache: the prompt's keys and values, zeros in the slots to come
+            const pad = (t: Tensor4D) => tf.pad(t, [[0, 0], [0, 0], [0, width - L], [0, 0]]) as Tensor4D;
+            decoder.start({ keys: out.cache!.keys.map(pad), values: out.cache!.values.map(pad) });
           } else if (useCache) {
             const prev = cache;
             cache = { keys: out.cache!.keys.map((k) => tf.keep(k)), values: out.cache!.values.map((v) => tf.keep(v)) };
@@ -180,7 +175,6 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
     }
   } finally {
     disposeCache(cache);
-    if (fixed) tf.dispose([...fixed.keys, ...fixed.values]);
   }
   const fallback = graph && !(graph instanceof DecodeGraph) ? graph.message : undefined;
   decodeTally[decoder ? 'graph' : 'eager']++;
