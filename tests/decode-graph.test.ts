@@ -47,10 +47,10 @@ describe('graph decode step: inputs', () => {
     expect(decodePathBetween({ graph: 2, eager: 1 }, { graph: 3, eager: 2 })).toBe('mixed');
   });
 
-  it('rounds the cache width up to a multiple of 16 within the context', () => {
-    expect(decodeWidth(17, 80)).toBe(32);
-    expect(decodeWidth(32, 80)).toBe(32);
-    expect(decodeWidth(70, 72)).toBe(72);
+  it('rounds the cache width up to a multiple of 8 within the context', () => {
+    expect(decodeWidth(17, 80)).toBe(24);
+    expect(decodeWidth(40, 80)).toBe(40);
+    expect(decodeWidth(73, 75)).toBe(75);
   });
 });
 

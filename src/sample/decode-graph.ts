@@ -205,9 +205,13 @@ export function decodeGraphWanted(setting = process.env.RLHF_DECODE): boolean {
   return setting !== 'eager';
 }
 
-/** Cache width for a generation of `total` tokens: rounded up to a multiple of 16 (within the context) so few widths, and graphs, occur. */
+/**
+ * Cache width for a generation of `total` tokens: rounded up to a multiple of 8 (within
+ * the context), so few widths, and graphs, occur while attention and the cache carry at
+ * most 7 unused slots.
+ */
 export function decodeWidth(total: number, contextLength: number): number {
-  return Math.min(contextLength, Math.ceil(total / 16) * 16);
+  return Math.min(contextLength, Math.ceil(total / 8) * 8);
 }
 
 /** Most graphs kept loaded; the least recently used goes first. */
