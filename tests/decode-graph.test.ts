@@ -5,21 +5,12 @@ import { positionIdsFromMask } from '../src/model/masks.js';
 import { disposeCache, disposeParams, forward, initParams, lmLogits, type KVCache, type Params } from '../src/model/gpt.js';
 import { DecodeGraph, decodeGraphFor, decodeWidth, type FixedCache } from '../src/sample/decode-graph.js';
 import { decodeInputs, decodePathBetween, generate, type SamplingOptions } from '../src/sample/generate.js';
+import { withEnv } from '../src/util/env.js';
 import { Rng } from '../src/util/rng.js';
 
 const CFG: GptConfig = { vocab_size: 19, n_layer: 2, n_head: 2, d_model: 16, context_length: 24, dropout: 0 };
 
-function withDecode<T>(setting: string | undefined, fn: () => T): T {
-  const was = process.env.RLHF_DECODE;
-  if (setting === undefined) delete process.env.RLHF_DECODE;
-  else process.env.RLHF_DECODE = setting;
-  try {
-    return fn();
-  } finally {
-    if (was === undefined) delete process.env.RLHF_DECODE;
-    else process.env.RLHF_DECODE = was;
-  }
-}
+const withDecode = <T>(setting: string | undefined, fn: () => T): T => withEnv('RLHF_DECODE', setting, fn);
 
 describe('graph decode step: inputs', () => {
   it('feeds each row its newest token at its own position, and lets it attend only to written, unpadded slots', () => {

@@ -3,6 +3,7 @@ import { disposeCache, disposeParams, forward, initParams, lmLogits, type KVCach
 import { positionIdsFromMask } from '../model/masks.js';
 import { DecodeGraph, decodeGraphFor, decodeWidth, type FixedCache } from '../sample/decode-graph.js';
 import { decodeInputs, generate, sampleToken, type SamplingOptions } from '../sample/generate.js';
+import { withEnv } from '../util/env.js';
 import { Rng } from '../util/rng.js';
 import { aggregate, profileKernels, totalMs, type KernelRecord, type OpRow } from './opprofile.js';
 import type { BenchShape } from './shapes.js';
@@ -62,9 +63,7 @@ function samplingOptions(n: number, useCache: boolean): SamplingOptions {
 
 /** Best wall time of `o.reps` generate() calls after a warm-up call (which also builds the decode graph), under RLHF_DECODE=`decode`. */
 function timeGenerate(params: Params, shape: BenchShape, prompts: number[][], o: GenOptions, useCache: boolean, rng: Rng, decode = ''): GenMode & { path: 'graph' | 'eager' } {
-  const was = process.env.RLHF_DECODE;
-  process.env.RLHF_DECODE = decode;
-  try {
+  return withEnv('RLHF_DECODE', decode, () => {
     generate(params, shape.cfg, prompts, { padId: 0 }, samplingOptions(o.newTokens, useCache), rng); // warm-up: every shape once
     let best = Infinity;
     let path: 'graph' | 'eager' = 'eager';
@@ -77,10 +76,7 @@ function timeGenerate(params: Params, shape: BenchShape, prompts: number[][], o:
     }
     const tokens = o.batch * o.newTokens;
     return { seconds: best / 1000, tokensPerS: (1000 * tokens) / best, msPerToken: best / o.newTokens, path };
-  } finally {
-    if (was === undefined) delete process.env.RLHF_DECODE;
-    else process.env.RLHF_DECODE = was;
-  }
+  });
 }
 
 /** Median wall time of one graph decode step (inputs as generate() makes them, logits read back), or undefined where the graph does not build. */

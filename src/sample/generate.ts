@@ -1,10 +1,10 @@
 import { tf, type Tensor2D, type Tensor4D } from '../backend/tf.js';
 import type { GptConfig } from '../model/config.js';
 import { disposeCache, forward, lmLogits, type KVCache, type Params } from '../model/gpt.js';
-import { DecodeGraph, decodeGraphFor, decodeGraphWanted, decodeWidth, type DecodeInputs } from './decode-graph.js';
 import { positionIdsFromMask } from '../model/masks.js';
 import { maxOf } from '../util/arrays.js';
 import type { Rng } from '../util/rng.js';
+import { DecodeGraph, decodeGraphFor, decodeGraphWanted, decodeWidth, type DecodeInputs } from './decode-graph.js';
 
 export interface SamplingOptions {
   maxNewTokens: number;
