@@ -3,7 +3,7 @@ import { tf, type Tensor2D, type Tensor4D } from '../src/backend/tf.js';
 import type { GptConfig } from '../src/model/config.js';
 import { positionIdsFromMask } from '../src/model/masks.js';
 import { disposeCache, disposeParams, forward, initParams, lmLogits, type KVCache, type Params } from '../src/model/gpt.js';
-import { DecodeGraph, decodeGraphFor, decodeWidth, type FixedCache } from '../src/sample/decode-graph.js';
+import { DecodeGraph, decodeGraphFor, decodeParts, decodeWidth, partBounds, type FixedCache } from '../src/sample/decode-graph.js';
 import { decodeInputs, decodePathBetween, generate, type SamplingOptions } from '../src/sample/generate.js';
 import { withEnv } from '../src/util/env.js';
 import { Rng } from '../src/util/rng.js';
@@ -43,6 +43,19 @@ describe('graph decode step: inputs', () => {
     expect(decodeWidth(40, 80)).toBe(40);
     expect(decodeWidth(73, 75)).toBe(75);
   });
+
+  it('decodes in one part per core, of at least 8 rows, only on one intra-op thread', () => {
+    expect(decodeParts(64, 1, 2)).toBe(2);
+    expect(decodeParts(64, 1, 16)).toBe(8);
+    expect(decodeParts(15, 1, 2)).toBe(1);
+    expect(decodeParts(4, 1, 2)).toBe(1);
+    expect(decodeParts(64, 2, 2)).toBe(1);
+    expect(partBounds(5, 2)).toEqual([
+      [0, 2],
+      [2, 5],
+    ]);
+    expect(partBounds(64, 1)).toEqual([[0, 64]]);
+  });
 });
 
 describe('graph decode step against the eager cache', () => {
@@ -52,10 +65,11 @@ describe('graph decode step against the eager cache', () => {
   });
   afterAll(() => disposeParams(params));
 
-  it('gives the eager logits token by token and keeps the eager cache in the session, with a left-padded row', () => {
+  it.each([1, 2])('gives the eager logits token by token and keeps the eager cache in the session, with a left-padded row (%i part(s))', (parts) => {
     const B = 2;
     const width = 16;
-    const graph = DecodeGraph.build(params, CFG, B, width);
+    const graph = DecodeGraph.build(params, CFG, B, width, parts);
+    expect(graph.bounds).toHaveLength(parts);
     const rows = [
       [0, 0, 3, 4],
       [5, 6, 7, 8],
@@ -81,7 +95,7 @@ describe('graph decode step against the eager cache', () => {
     let eager = eagerLogits(rows, undefined);
     const pad = (t: Tensor4D) => tf.pad(t, [[0, 0], [0, 0], [0, width - 4], [0, 0]]) as Tensor4D;
     const start: FixedCache = { keys: eager.cache.keys.map(pad), values: eager.cache.values.map(pad) };
-    graph.start(start);
+    graph.start(params, start);
     tf.dispose([...start.keys, ...start.values]);
     const next = [
       [11, 12],
@@ -98,7 +112,7 @@ describe('graph decode step against the eager cache', () => {
         prev,
       );
       disposeCache(prev);
-      const out = graph.step(params, decodeInputs(rows, mask, width), true);
+      const out = graph.step(decodeInputs(rows, mask, width), true);
       const fixed = out.cache!;
       const got = out.logits.dataSync();
       out.logits.dispose();
@@ -133,6 +147,17 @@ describe('graph decode step against the eager cache', () => {
     const a = withDecode(undefined, () => generate(params, CFG, prompts, { padId: 0 }, hot, new Rng(2)));
     const b = withDecode('eager', () => generate(params, CFG, prompts, { padId: 0 }, hot, new Rng(2)));
     expect(a.responses).toEqual(b.responses);
+    // the same graph serves other weights (a policy after an update): they are set at the start of each generation
+    const updated = initParams(CFG, 'lm', new Rng(5));
+    try {
+      const c = withDecode(undefined, () => generate(updated, CFG, prompts, { padId: 0 }, hot, new Rng(2)));
+      const d = withDecode('eager', () => generate(updated, CFG, prompts, { padId: 0 }, hot, new Rng(2)));
+      expect(c.decode).toBe('graph');
+      expect(c.responses).toEqual(d.responses);
+      expect(c.responses).not.toEqual(a.responses);
+    } finally {
+      disposeParams(updated);
+    }
   });
 
   it('keeps one graph per batch and width, and no tensors across generations', () => {

@@ -88,7 +88,7 @@ function graphDecodeStepMs(params: Params, shape: BenchShape, prompts: number[][
   const shape4 = [o.batch, cfg.n_head, width, cfg.d_model / cfg.n_head] as [number, number, number, number];
   const zeros = (): Tensor4D[] => Array.from({ length: cfg.n_layer }, () => tf.zeros(shape4) as Tensor4D);
   const start: FixedCache = { keys: zeros(), values: zeros() };
-  graph.start(start);
+  graph.start(params, start);
   tf.dispose([...start.keys, ...start.values]);
   const rows = prompts.map((p) => [...p]);
   const mask = prompts.map((p) => p.map(() => 1));
@@ -97,7 +97,7 @@ function graphDecodeStepMs(params: Params, shape: BenchShape, prompts: number[][
     rows.forEach((r) => r.push(1));
     mask.forEach((m) => m.push(1));
     const t = performance.now();
-    const { logits } = graph.step(params, decodeInputs(rows, mask, width));
+    const { logits } = graph.step(decodeInputs(rows, mask, width));
     logits.dataSync();
     times.push(performance.now() - t);
     logits.dispose();

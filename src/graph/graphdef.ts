@@ -245,6 +245,7 @@ export interface BuiltGraph {
  * instead: the traced code may only overwrite part of it with one TensorScatterUpdate,
  * which becomes an in-place ResourceScatterNdUpdate followed by a read of the variable
  * (so a decode step writes one cache slot instead of copying the whole cache it was fed).
+ * A variable the traced code never overwrites is read once per run (weights kept in the session).
  */
 export function buildGraphDef(trace: Trace, feeds: readonly Endpoint[], fetches: readonly Endpoint[], read: (id: number) => TypedValues, variables: readonly Endpoint[] = []): BuiltGraph {
   const graph = new (pb().GraphDef)();
@@ -273,6 +274,9 @@ export function buildGraphDef(trace: Trace, feeds: readonly Endpoint[], fetches:
     built.push({ key: v.key, init: { key: v.key, tensor: `${init}:0`, ...meta } });
     count += 3;
   });
+  // A variable the traced code overwrites (the KV cache) is reached only through that one
+  // TensorScatterUpdate; any other variable (weights) is only read.
+  const written = new Set(trace.ops.filter((op) => op.op === 'TensorScatterUpdate' && vars.has(op.inputs[0])).map((op) => op.inputs[0]));
   const scattered = new Set<number>();
   // A feed the traced code never read is left out of the graph (and its signature).
   feeds.filter((f) => used.has(f.id) && !vars.has(f.id)).forEach((f, i) => {
@@ -285,9 +289,15 @@ export function buildGraphDef(trace: Trace, feeds: readonly Endpoint[], fetches:
   });
   let consts = 0;
   const ref = (id: number): string => {
-    if (vars.has(id)) throw new Error('graphdef: a session variable may only be read through its one TensorScatterUpdate');
+    if (written.has(id)) throw new Error('graphdef: a session variable that is written may only be read through its one TensorScatterUpdate');
     let name = names.get(id);
-    if (name === undefined) {
+    const variable = vars.get(id);
+    if (name === undefined && variable !== undefined) {
+      name = `${variable}_read`;
+      graph.addNode(node(name, 'ReadVariableOp', [variable], [['dtype', typeAttr(metaOf(id).dtype)]]));
+      names.set(id, name);
+      count++;
+    } else if (name === undefined) {
       const upload = trace.uploads.get(id);
       name = `const_${consts++}`;
       graph.addNode(constNode(name, metaOf(id), upload ? upload.values : read(id)));

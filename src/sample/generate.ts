@@ -128,7 +128,7 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
     for (let step = 0; step < maxNew && !finished.every(Boolean); step++) {
       let logits: Tensor2D;
       if (decoder && step > 0) {
-        logits = decoder.step(params, decodeInputs(rows, mask, width)).logits;
+        logits = decoder.step(decodeInputs(rows, mask, width)).logits;
       } else {
         const L = rows[0].length;
         const feedFrom = useCache && cache ? L - 1 : 0;
@@ -149,7 +149,7 @@ export function generate(params: Params, cfg: GptConfig, promptIds: readonly num
           if (decoder) {
             // the decode graph's session cache: the prompt's keys and values, zeros in the slots to come
             const pad = (t: Tensor4D) => tf.pad(t, [[0, 0], [0, 0], [0, width - L], [0, 0]]) as Tensor4D;
-            decoder.start({ keys: out.cache!.keys.map(pad), values: out.cache!.values.map(pad) });
+            decoder.start(params, { keys: out.cache!.keys.map(pad), values: out.cache!.values.map(pad) });
           } else if (useCache) {
             const prev = cache;
             cache = { keys: out.cache!.keys.map((k) => tf.keep(k)), values: out.cache!.values.map((v) => tf.keep(v)) };
