@@ -17,11 +17,11 @@ import { forward, lmLogits, type Params } from '../model/gpt.js';
  * of a generation and every generation of the same batch size and width, and it
  * stays inside the session as variables that each step writes one slot of.
  *
- * The rows are decoded in independent parts, one per core: TensorFlow's executor
- * runs the parts' kernels side by side, which keeps both cores busy where one
- * small kernel at a time cannot (at batch 64 a matmul shared by two intra-op
- * threads runs only ~1.2× faster than on one). Each row's arithmetic is the same
- * in any part.
+ * On one intra-op thread the rows are decoded in independent parts, one per
+ * core: TensorFlow's executor runs the parts' kernels side by side, which keeps
+ * the cores busy where one small kernel at a time cannot (and at batch 64 a
+ * matmul shared by two intra-op threads runs only ~1.2× faster than on one).
+ * Each row's arithmetic is the same in any part.
  */
 
 /** Every layer's keys and values at the full width, [B, H, width, hd]. */
@@ -59,7 +59,8 @@ export function partBounds(batch: number, parts: number): Array<[number, number]
 
 /**
  * Parts to decode `batch` rows in: on one intra-op thread, one part per core, each of at
- * least 8 rows (smaller ones cost more in scheduling than they save). With several
+ * least 8 rows (a floor, not tuned: the gain needs kernels big enough to outweigh handing
+ * work to another thread, and at ci.yaml's model even 32-row parts gain little). With several
  * intra-op threads each kernel already spreads over the cores, and parts measured no
  * faster (gpt-10m, 2 threads: 22.5 vs 22.0 ms per step; on one thread 15.5 vs 24.5 ms).
  */
