@@ -112,6 +112,28 @@ describe('rlhf pipeline', () => {
     // and back: the same config again is all skips
     expect(planPipeline(loadConfig(file, ['ppo.kl_coef=0.2'])).every((s) => s.action === 'skip')).toBe(true);
   }, 120_000);
+
+  it('--reuse links every stage whose inputs match the base, also after a stage that re-runs', async () => {
+    const rloo = 'rloo={prompts: {task: randomwalks}, iterations: 2, rollout_batch_size: 8, mini_batch_size: 8, ppo_epochs: 1, response_length: 20, kl_coef: 0.1, lr: 2e-4, k: 2}';
+    // a base run of its own, so the runs the other tests share keep their stages
+    const baseRun = path.join(runs, 'wf-reuse-base');
+    const base = await runPipeline(loadConfig(file, [rloo, 'name=wf-reuse-base']));
+    expect(base.error).toBeUndefined();
+    const trial = loadConfig(file, [rloo, 'ppo.kl_coef=0.3', 'name=wf-reuse-trial']);
+    const plan = planPipeline(trial, { reuse: baseRun });
+    expect(plan.map((s) => [s.stage, s.action])).toEqual([
+      ['pretrain', 'link'],
+      ['sft', 'link'],
+      ['label', 'link'],
+      ['train-reward', 'link'],
+      ['ppo', 'run'],
+      // rloo reads sft and the reward model, not ppo: it is the base's
+      ['rloo', 'link'],
+      ['eval', 'run'],
+    ]);
+    expect(plan[5].linkTo).toEqual([path.join(baseRun, 'rloo')]);
+    expect(plan[4].reason).toBe('never run');
+  }, 120_000);
 });
 
 describe('rlhf sweep', () => {

@@ -148,16 +148,12 @@ export function planPipeline(loaded: LoadedConfig, opts: PipelineOptions = {}): 
     for (const [from, to] of linked) if (isInside(p, from)) return path.join(to, path.relative(from, p));
     return p;
   };
-  let linking = reuse !== undefined && !opts.force;
   const plan: PlanStep[] = [];
   stages.forEach((stage, i) => {
     const dir = manifestDir(config, stage);
     const step = (action: Action, reason: string, extra: Partial<PlanStep> = {}): void => {
       plan.push({ stage, dir, action, reason, ...extra });
-      if (action === 'run') {
-        rerun.add(stage);
-        linking = false;
-      }
+      if (action === 'run') rerun.add(stage);
     };
     if (i < first) return step('excluded', `before --from ${stages[first]}`);
     if (i > last) return step('excluded', `after --until ${stages[last]}`);
@@ -183,7 +179,9 @@ export function planPipeline(loaded: LoadedConfig, opts: PipelineOptions = {}): 
       if (!damaged) return step('skip', 'completed, inputs unchanged');
       return step('run', damaged);
     }
-    if (linking && reuse) {
+    // Reached only when no stage this one reads re-runs (those return above), so a stage
+    // after a re-run one (rloo after a changed ppo) still links when its own inputs match.
+    if (reuse) {
       const baseDirs = outputDirs(config, stage).map((d) => path.join(reuse, path.relative(root, d)));
       const baseManifestDir = path.join(reuse, path.relative(root, dir));
       const base = readPipelineManifest(baseManifestDir);
