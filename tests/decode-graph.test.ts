@@ -3,7 +3,7 @@ import { tf, type Tensor2D, type Tensor4D } from '../src/backend/tf.js';
 import type { GptConfig } from '../src/model/config.js';
 import { positionIdsFromMask } from '../src/model/masks.js';
 import { disposeCache, disposeParams, forward, initParams, lmLogits, type KVCache, type Params } from '../src/model/gpt.js';
-import { DecodeGraph, decodeGraphFor, decodeParts, decodeWidth, partBounds, type FixedCache } from '../src/sample/decode-graph.js';
+import { DecodeGraph, decodeGraphBytes, decodeGraphFor, decodeParts, decodeWidth, graphsToEvict, partBounds, type FixedCache } from '../src/sample/decode-graph.js';
 import { decodeInputs, decodePathBetween, generate, type SamplingOptions } from '../src/sample/generate.js';
 import { withEnv } from '../src/util/env.js';
 import { Rng } from '../src/util/rng.js';
@@ -55,6 +55,25 @@ describe('graph decode step: inputs', () => {
       [2, 5],
     ]);
     expect(partBounds(64, 1)).toEqual([[0, 64]]);
+  });
+
+  it('keeps at most 8 graphs and 1 GiB of session memory, dropping the least recently used first', () => {
+    const MB = 1 << 20;
+    const kept: Array<[string, number]> = [
+      ['a', 300 * MB],
+      ['b', 300 * MB],
+      ['c', 300 * MB],
+    ];
+    expect(graphsToEvict(kept, 100 * MB, 8, 1024 * MB)).toEqual([]);
+    expect(graphsToEvict(kept, 200 * MB, 8, 1024 * MB)).toEqual(['a']);
+    expect(graphsToEvict(kept, 500 * MB, 8, 1024 * MB)).toEqual(['a', 'b']);
+    expect(graphsToEvict(kept, 2048 * MB, 8, 1024 * MB)).toEqual(['a', 'b', 'c']);
+    expect(graphsToEvict(kept, 0, 3, 1024 * MB)).toEqual(['a']);
+    // 2 layers × (keys + values) × batch 2 × 2 heads × width 16 × head dim 8, plus the weights, 4 bytes each
+    const params = initParams(CFG, 'lm', new Rng(4));
+    const weights = [...params.values()].reduce((n, t) => n + t.size, 0);
+    expect(decodeGraphBytes(params, CFG, 2, 16)).toBe(4 * (weights + 2 * 2 * 2 * 2 * 16 * 8));
+    disposeParams(params);
   });
 });
 

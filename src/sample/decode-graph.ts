@@ -125,10 +125,6 @@ function splitCache(cache: FixedCache, bounds: ReadonlyArray<[number, number]>):
   return bounds.map(([lo, hi]) => ({ keys: cache.keys.map((k) => rows(k, lo, hi)), values: cache.values.map((v) => rows(v, lo, hi)) }));
 }
 
-function disposeSplit(parts: FixedCache[], whole: FixedCache): void {
-  if (parts.length > 1 || parts[0] !== whole) for (const c of parts) tf.dispose([...c.keys, ...c.values]);
-}
-
 function feeds(x: DeviceInputs): Record<string, Tensor> {
   return { ids: x.ids, positions: x.positions, indices: x.indices, key_bias: x.keyBias };
 }
@@ -237,7 +233,7 @@ export class DecodeGraph {
     try {
       this.fn.assign(sessionValues(params, caches));
     } finally {
-      disposeSplit(caches, cache);
+      if (caches.length > 1) tf.dispose(caches.flatMap((c) => [...c.keys, ...c.values]));
     }
   }
 
@@ -286,9 +282,34 @@ export function decodeWidth(total: number, contextLength: number): number {
   return Math.min(contextLength, Math.ceil(total / 8) * 8);
 }
 
-/** Most graphs kept loaded; the least recently used goes first. */
+/** Most graphs kept loaded, and most bytes their sessions may hold (weights and cache); the least recently used goes first. */
 const MAX_GRAPHS = 8;
-const graphs = new Map<string, DecodeGraph | GraphUnavailable>();
+const MAX_GRAPH_BYTES = 1 << 30;
+const graphs = new Map<string, { graph: DecodeGraph | GraphUnavailable; bytes: number }>();
+
+/** Bytes a decode graph's session holds: a copy of the weights and every part's cache. */
+export function decodeGraphBytes(params: Params, cfg: GptConfig, batch: number, width: number): number {
+  const weights = [...params.values()].reduce((n, t) => n + t.size, 0);
+  return 4 * (weights + 2 * cfg.n_layer * batch * cfg.n_head * width * headDim(cfg));
+}
+
+/**
+ * Keys of the graphs to drop, oldest first, before one of `incoming` bytes joins `kept`
+ * (least recently used first): enough that at most `maxCount` graphs and `maxBytes`
+ * remain, or every one when the newcomer alone is larger.
+ */
+export function graphsToEvict(kept: ReadonlyArray<[string, number]>, incoming: number, maxCount: number, maxBytes: number): string[] {
+  let count = kept.length + 1;
+  let bytes = kept.reduce((n, [, b]) => n + b, incoming);
+  const out: string[] = [];
+  for (const [key, b] of kept) {
+    if (count <= maxCount && bytes <= maxBytes) break;
+    out.push(key);
+    count--;
+    bytes -= b;
+  }
+  return out;
+}
 
 /**
  * The decode graph for a model of config `cfg` at `batch` rows and cache `width`,
@@ -297,22 +318,26 @@ const graphs = new Map<string, DecodeGraph | GraphUnavailable>();
  */
 export function decodeGraphFor(params: Params, cfg: GptConfig, batch: number, width: number): DecodeGraph | GraphUnavailable {
   const key = JSON.stringify([cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.d_model, cfg.context_length, [...params.keys()], batch, width]);
-  let g = graphs.get(key);
-  if (g === undefined) {
+  let entry = graphs.get(key);
+  if (entry === undefined) {
+    const bytes = decodeGraphBytes(params, cfg, batch, width);
+    // dropped before building, so the old sessions and the new one are not held at once
+    for (const old of graphsToEvict([...graphs].map(([k, e]) => [k, e.bytes]), bytes, MAX_GRAPHS, MAX_GRAPH_BYTES)) {
+      const { graph } = graphs.get(old)!;
+      if (graph instanceof DecodeGraph) graph.dispose();
+      graphs.delete(old);
+    }
+    let graph: DecodeGraph | GraphUnavailable;
     try {
-      g = DecodeGraph.build(params, cfg, batch, width);
+      graph = DecodeGraph.build(params, cfg, batch, width);
     } catch (err) {
       if (!(err instanceof GraphUnavailable)) throw err;
-      g = err;
+      graph = err;
     }
-    if (graphs.size >= MAX_GRAPHS) {
-      const [oldestKey, oldest] = graphs.entries().next().value!;
-      if (oldest instanceof DecodeGraph) oldest.dispose();
-      graphs.delete(oldestKey);
-    }
+    entry = { graph, bytes: graph instanceof DecodeGraph ? bytes : 0 };
   } else {
     graphs.delete(key);
   }
-  graphs.set(key, g);
-  return g;
+  graphs.set(key, entry);
+  return entry.graph;
 }
