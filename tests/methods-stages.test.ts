@@ -147,3 +147,23 @@ describe('KL budget', () => {
     expect(oneLineError(ConfigError, () => loadConfig(file, ['ppo.kl_budget=0']))).toMatch(/ppo\.kl_budget/);
   });
 });
+
+describe('gold_reward (the perfect-reward-model diagnostic)', () => {
+  it("scores each rollout by the task's gold scorer times the factor, not by the reward model", async () => {
+    const r = await runGroupRl(loadConfig(file, ['rloo.iterations=2', 'rloo.gold_reward=2']), 'rloo', { force: true });
+    const rows = readJsonl(path.join(r.dir, 'metrics.jsonl'));
+    expect(rows).toHaveLength(2);
+    for (const row of rows) expect(row['objective/scores']).toBeCloseTo(2 * row['gold/score'], 12);
+    // the reward model's scores are normalised to mean 0 on SFT samples; the gold scorer's lie in [0, 1]
+    expect(rows[0]['gold/score']).toBeGreaterThan(0);
+  });
+
+  it('refuses prompts without a task before the stage directory is touched, naming the key', async () => {
+    const prompts = path.join(path.dirname(file), 'plain-prompts.jsonl');
+    fs.writeFileSync(prompts, `${JSON.stringify({ prompt: 'a' })}\n`);
+    const before = fs.readFileSync(path.join(stageDir(loaded.config, 'rloo'), 'manifest.json'));
+    const noTask = loadConfig(file, ['rloo.gold_reward=1', `rloo.prompts={path: ${prompts}}`]);
+    await expect(runGroupRl(noTask, 'rloo', { force: true })).rejects.toThrow(/rloo\.gold_reward: needs rloo\.prompts from a task/);
+    expect(fs.readFileSync(path.join(stageDir(loaded.config, 'rloo'), 'manifest.json')).equals(before)).toBe(true);
+  });
+});

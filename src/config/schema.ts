@@ -151,6 +151,12 @@ const ppoObject = z
     stop_sequences: z.array(z.string().min(1)).optional(),
     /** Score given to responses that end without a stop token (unset: no penalty). */
     missing_eos_penalty: num().optional(),
+    /**
+     * Diagnostic: score rollouts with the prompts' task's gold scorer times this
+     * factor instead of the reward model — what a perfect reward model would
+     * let this method reach (Gao et al. 2022's gold-reward runs).
+     */
+    gold_reward: num().positive().optional(),
     /** Clip the normalised reward-model score to [-reward_clip, reward_clip]. */
     reward_clip: num().positive().optional(),
     kl_coef: num().nonnegative().default(0.05),

@@ -29,12 +29,18 @@ export function scoredRollout(m: PpoModels, s: PpoConfig, input: IterationInput,
   );
   const oldLogp = readHost(() => responseLogprobs(m.policy, cfg, episodes, s.temperature).logp);
   const refLogp = readHost(() => responseLogprobs(m.reference, cfg, episodes, s.temperature).logp);
-  const scores = rewardScores(m.reward, m.rewardCfg, episodes, m.rewardNorm, tokenizer);
+  const scores = s.gold_reward === undefined ? rewardScores(m.reward, m.rewardCfg, episodes, m.rewardNorm, tokenizer) : goldScores(s.gold_reward, input, episodes, tokenizer);
   for (let b = 0; b < episodes.B; b++) {
     if (s.reward_clip !== undefined) scores[b] = Math.max(-s.reward_clip, Math.min(s.reward_clip, scores[b]));
     if (s.missing_eos_penalty !== undefined && !episodes.finished[b]) scores[b] = s.missing_eos_penalty;
   }
   return { episodes, oldLogp, refLogp, scores, lengths: episodes.responses.map((r) => r.length) };
+}
+
+/** The gold scorer's scores of the responses, times `factor` (`gold_reward`; the stage checks the prompts have a task). */
+function goldScores(factor: number, input: IterationInput, episodes: Episodes, tokenizer: Tokenizer): Float64Array {
+  const gold = input.gold!;
+  return Float64Array.from(episodes.responses, (resp, b) => factor * gold(input.promptTexts[b], tokenizer.decode(resp)));
 }
 
 /**

@@ -105,6 +105,7 @@ export async function runPpo(loaded: LoadedConfig, opts: StageOptions & { stage?
   const policyMeta = readCheckpointMeta(policyDir);
   const prompts = loadPrompts(cfg.prompts);
   const task = taskOf(cfg);
+  if (cfg.gold_reward !== undefined && !task) throw new ConfigError(`${file}: ${stage}.gold_reward: needs ${stage}.prompts from a task, whose gold scorer scores the rollouts`);
   checkMemory(file, stage, ppoMemoryPlan(cfg, policyMeta.model, readCheckpointMeta(rewardDir).model, valueless));
   const ptxIds = cfg.ptx_coef > 0 ? ptxCorpus(loaded, readCheckpointTokenizer(policyDir, policyMeta)) : undefined;
   const run = StageRun.open(config, stage, { force: opts.force, resume: opts.resume, configChanges, echoLogs: !progressEnabled(), parents: [policyDir, referenceDir, rewardDir] });
