@@ -44,7 +44,7 @@ export async function groupIteration(m: PpoModels, s: PpoConfig, method: GroupMe
 
   const t1 = performance.now();
   const stats = await update(m, s, method === 'grpo' ? beta : 0, episodes, { old_logp: oldLogp, ref_logp: refLogp, advantages }, input, rng);
-  const metrics = rolloutMetrics(rollout, klSum, nonScore, beta, stats, s.lr, input, m.tokenizer);
+  const metrics = rolloutMetrics(rollout, klSum, nonScore, beta, stats, s.lr);
   metrics['time/rollout_s'] = rolloutSeconds;
   metrics['time/update_s'] = (performance.now() - t1) / 1000;
   kl.update(metrics['objective/kl'], B);

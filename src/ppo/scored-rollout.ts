@@ -11,8 +11,10 @@ export interface ScoredRollout {
   /** [B·R] log-probs of the response tokens under the policy that sampled them, and under the reference. */
   oldLogp: Float32Array;
   refLogp: Float32Array;
-  /** Per response: the normalised reward-model score, clipped and EOS-penalised as configured. */
+  /** Per response: the normalised reward-model score (or gold_reward × gold), clipped and EOS-penalised as configured. */
   scores: Float64Array;
+  /** Per response: the task's gold score, when the prompts come from a task. */
+  gold?: Float64Array;
   lengths: number[];
 }
 
@@ -29,18 +31,18 @@ export function scoredRollout(m: PpoModels, s: PpoConfig, input: IterationInput,
   );
   const oldLogp = readHost(() => responseLogprobs(m.policy, cfg, episodes, s.temperature).logp);
   const refLogp = readHost(() => responseLogprobs(m.reference, cfg, episodes, s.temperature).logp);
-  const scores = s.gold_reward === undefined ? rewardScores(m.reward, m.rewardCfg, episodes, m.rewardNorm, tokenizer) : goldScores(s.gold_reward, input, episodes, tokenizer);
+  const gold = input.gold ? goldScores(input.gold, input.promptTexts, episodes, tokenizer) : undefined;
+  // gold_reward: the stage has checked the prompts come from a task, so gold is set
+  const scores = s.gold_reward === undefined ? rewardScores(m.reward, m.rewardCfg, episodes, m.rewardNorm, tokenizer) : gold!.map((g) => s.gold_reward! * g);
   for (let b = 0; b < episodes.B; b++) {
     if (s.reward_clip !== undefined) scores[b] = Math.max(-s.reward_clip, Math.min(s.reward_clip, scores[b]));
     if (s.missing_eos_penalty !== undefined && !episodes.finished[b]) scores[b] = s.missing_eos_penalty;
   }
-  return { episodes, oldLogp, refLogp, scores, lengths: episodes.responses.map((r) => r.length) };
+  return { episodes, oldLogp, refLogp, scores, ...(gold ? { gold } : {}), lengths: episodes.responses.map((r) => r.length) };
 }
 
-/** The gold scorer's scores of the responses, times `factor` (`gold_reward`; the stage checks the prompts have a task). */
-function goldScores(factor: number, input: IterationInput, episodes: Episodes, tokenizer: Tokenizer): Float64Array {
-  const gold = input.gold!;
-  return Float64Array.from(episodes.responses, (resp, b) => factor * gold(input.promptTexts[b], tokenizer.decode(resp)));
+function goldScores(score: NonNullable<IterationInput['gold']>, promptTexts: readonly string[], episodes: Episodes, tokenizer: Tokenizer): Float64Array {
+  return Float64Array.from(episodes.responses, (resp, b) => score(promptTexts[b], tokenizer.decode(resp)));
 }
 
 /**
@@ -55,8 +57,6 @@ export function rolloutMetrics(
   klCoef: number,
   stats: Record<string, number>,
   lr: number,
-  input: IterationInput,
-  tokenizer: Tokenizer,
 ): Record<string, number> {
   const { episodes, oldLogp, lengths, scores } = r;
   const negLogpSum = new Float64Array(episodes.B);
@@ -73,9 +73,6 @@ export function rolloutMetrics(
     'val/response_length': mean(lengths),
     lr,
   };
-  if (input.gold) {
-    const gold = input.gold;
-    metrics['gold/score'] = mean(episodes.responses.map((resp, b) => gold(input.promptTexts[b], tokenizer.decode(resp))));
-  }
+  if (r.gold) metrics['gold/score'] = mean(r.gold);
   return metrics;
 }

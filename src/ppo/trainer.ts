@@ -82,7 +82,7 @@ export async function ppoIteration(m: PpoModels, s: PpoConfig, kl: KlController,
   const stats = await update(m, s, episodes, perToken, input, rng);
   const updateSeconds = (performance.now() - t1) / 1000;
 
-  const metrics = rolloutMetrics(rollout, adv.klSum, adv.nonScoreReward, kl.value, stats, s.lr, input, tokenizer);
+  const metrics = rolloutMetrics(rollout, adv.klSum, adv.nonScoreReward, kl.value, stats, s.lr);
   metrics['time/rollout_s'] = rolloutSeconds;
   metrics['time/update_s'] = updateSeconds;
   kl.update(metrics['objective/kl'], B);
